@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Event layouts shared by the kernel side (roar.bpf.c) and the Python decoder
+ * (roar/tracer/events.py). tests/unit/test_event_layout.py compiles this header
+ * with the host compiler and checks every size and offset against the decoder.
+ *
+ * Every event is: struct ev_header, the type's fixed part, then its strings
+ * back to back, each NUL-terminated; the fixed part gives each string's length
+ * (NUL included), so file names may hold any byte but NUL.
+ */
+#ifndef ROAR_EVENTS_H
+#define ROAR_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define ROAR_ABI_VERSION 1
+
+#define ROAR_PATH_MAX 4096      /* one string: a path or a raw syscall argument */
+#define ROAR_ARGV_MAX 4096      /* argv blob of one exec */
+#define ROAR_STR_CAP 8192       /* all strings of one event together */
+#define ROAR_MAX_DEPTH 64       /* path components walked in the kernel */
+
+enum roar_event_type {
+	ROAR_EV_FORK = 1,     /* a tracked process made a new process (not a thread) */
+	ROAR_EV_EXEC = 2,     /* an exec succeeded (ret == 0) or failed (ret < 0) */
+	ROAR_EV_FILE = 3,     /* first access of one kind to one inode by one process */
+	ROAR_EV_PATHOP = 4,   /* rename, link, unlink, truncate by name: succeeded or not */
+	ROAR_EV_EXIT = 5,     /* the whole thread group is gone */
+};
+
+/* ROAR_EV_FILE access bits. One event per (process, inode, bit): the kernel keeps
+ * what it already sent, so 200k reads of one file are one event. */
+enum roar_access {
+	ROAR_ACC_READ = 1,        /* read, pread, readv, sendfile/splice/copy source */
+	ROAR_ACC_WRITE = 2,       /* write family, sendfile/splice/copy target, fallocate */
+	ROAR_ACC_CREATE = 4,      /* open created the file (FMODE_CREATED) */
+	ROAR_ACC_TRUNC = 8,       /* open with O_TRUNC for writing, or ftruncate */
+	ROAR_ACC_MMAP_READ = 16,  /* mapped readable (also how ld.so loads libraries) */
+	ROAR_ACC_MMAP_WRITE = 32, /* mapped shared and writable */
+};
+
+enum roar_pathop {
+	ROAR_OP_RENAME = 1,
+	ROAR_OP_LINK = 2,
+	ROAR_OP_UNLINK = 3,
+	ROAR_OP_TRUNCATE = 4,
+	ROAR_OP_RMDIR = 5,
+};
+
+/* Kernel counters, one per CPU, summed by the collector after the run. */
+enum roar_stat {
+	ROAR_STAT_DROPPED = 0,        /* ring buffer full: event lost */
+	ROAR_STAT_PATH_TRUNCATED = 1, /* a path deeper than ROAR_MAX_DEPTH or longer than the caps */
+	ROAR_STAT_SEEN_FULL = 2,      /* dedup map full: events may repeat, none are lost */
+	ROAR_STAT_COUNT = 3,
+};
+
+struct ev_header {
+	__u16 type;
+	__u16 size;      /* whole event, strings included */
+	__u32 tgid;
+	__u32 tid;
+	__u32 _pad;
+	__u64 ts_ns;     /* bpf_ktime_get_ns: monotonic */
+};
+
+struct ev_fork {
+	struct ev_header h;
+	__u32 parent_tgid;
+	__u32 child_tgid;
+};
+
+/* strings: filename (as passed to exec), cwd, exe (canonical; empty on failure),
+ * then argv: argc NUL-terminated arguments in argv_len bytes */
+struct ev_exec {
+	struct ev_header h;
+	__s32 ret;
+	__u32 argc;
+	__u16 filename_len;
+	__u16 cwd_len;
+	__u16 exe_len;
+	__u16 argv_len;
+	__u32 argv_truncated;
+	__u32 _pad;
+};
+
+/* strings: path (canonical, resolved from the open file in the kernel) */
+struct ev_file {
+	struct ev_header h;
+	__u32 access;
+	__u32 mode;        /* inode mode bits */
+	__u64 dev;
+	__u64 ino;
+	__u64 size;        /* at the moment of the access */
+	__s64 mtime_sec;
+	__u32 mtime_nsec;
+	__u16 path_len;
+	__u16 _pad;
+};
+
+/* strings: name1, dir1, name2, dir2. nameN is the syscall argument as passed;
+ * dirN the canonical directory it is relative to (dirfd or cwd), empty when
+ * nameN is absolute. name2/dir2 are empty for one-name operations. */
+struct ev_pathop {
+	struct ev_header h;
+	__u32 op;
+	__s32 ret;
+	__u32 flags;
+	__u16 name1_len;
+	__u16 dir1_len;
+	__u16 name2_len;
+	__u16 dir2_len;
+	__u32 _pad;
+};
+
+struct ev_exit {
+	struct ev_header h;
+	__s32 wait_status; /* as waitpid() would report: code << 8, or the signal */
+	__u32 _pad;
+};
+
+_Static_assert(sizeof(struct ev_header) == 24, "ev_header layout");
+_Static_assert(sizeof(struct ev_fork) == 32, "ev_fork layout");
+_Static_assert(sizeof(struct ev_exec) == 48, "ev_exec layout");
+_Static_assert(sizeof(struct ev_file) == 72, "ev_file layout");
+_Static_assert(sizeof(struct ev_pathop) == 48, "ev_pathop layout");
+_Static_assert(sizeof(struct ev_exit) == 32, "ev_exit layout");
+
+#endif /* ROAR_EVENTS_H */

@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * roar's kernel side: watch one process tree and report, once each, the facts
+ * lineage needs (processes made, programs exec'd, files first read or changed,
+ * names renamed/linked/unlinked, exits).
+ *
+ * Tracepoints only: tp_btf/sched_process_{fork,exec,exit} and one raw
+ * tp_btf/sys_exit program that dispatches on the syscall number. Every syscall
+ * we care about has its arguments still in pt_regs at exit, so no sys_enter
+ * program is needed: untracked processes pay one switch and, for the handled
+ * syscalls, one hash lookup.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+#include "syscalls.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#define O_ACCMODE 3
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define MAP_TYPE 0x0f
+#define MAP_SHARED 0x01
+#define MAP_SHARED_VALIDATE 0x03
+#define MAP_ANONYMOUS 0x20
+#define PROT_READ 0x1
+#define PROT_WRITE 0x2
+#define PROT_EXEC 0x4
+#define FMODE_CREATED 0x100000
+#define NAME_MAX 255
+
+/* Wake the reader only once this much is pending; it also polls every 100 ms.
+ * Waking it per event made traced workloads 2.5x slower in the probe. */
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u8);
+} tracked SEC(".maps");
+
+struct seen_key {
+	__u32 tgid;
+	__u32 dev;
+	__u64 ino;
+	__u32 generation;   /* a reused inode number is a new file */
+	__u32 _pad;
+};
+
+/* What was already reported per (process, inode). LRU: an eviction costs a
+ * repeated event at worst, never a lost one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct seen_key);
+	__type(value, __u32);
+} seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);  /* user space may resize before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ROAR_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Events are assembled here (too big for the 512-byte stack), then copied
+ * into the ring buffer with their exact size. */
+#define FIXED_MAX 128
+#define STR_END (FIXED_MAX + ROAR_STR_CAP)
+struct scratch {
+	char buf[STR_END + ROAR_PATH_MAX];
+	const unsigned char *names[ROAR_MAX_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/* inode timestamps moved around across kernel versions */
+struct inode___v66 { struct timespec64 __i_mtime; } __attribute__((preserve_access_index));
+struct inode___old { struct timespec64 i_mtime; } __attribute__((preserve_access_index));
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &stat);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool is_tracked(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&tracked, &tgid) != NULL;
+}
+
+static __always_inline struct scratch *scratch_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+static __always_inline void header(struct scratch *s, __u16 type, __u32 tgid, __u32 tid)
+{
+	struct ev_header *h = (void *)s->buf;
+	h->type = type;
+	h->size = 0;
+	h->tgid = tgid;
+	h->tid = tid;
+	h->_pad = 0;
+	h->ts_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline void submit(struct scratch *s, __u32 size)
+{
+	struct ev_header *h = (void *)s->buf;
+	__u64 flags = 0;
+
+	if (size > sizeof(s->buf))
+		size = sizeof(s->buf);
+	h->size = size;
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+			BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, s->buf, size, flags))
+		count(ROAR_STAT_DROPPED);
+}
+
+static __always_inline __u32 put_empty(struct scratch *s, __u32 off)
+{
+	if (off >= STR_END)
+		return off;
+	s->buf[off] = 0;
+	return off + 1;
+}
+
+static __always_inline __u32 put_user_str(struct scratch *s, __u32 off, const char *u)
+{
+	if (off >= STR_END) {
+		count(ROAR_STAT_PATH_TRUNCATED);
+		return off;
+	}
+	long n = bpf_probe_read_user_str(&s->buf[off], ROAR_PATH_MAX, u);
+	if (n <= 0)
+		return put_empty(s, off);
+	return off + n;
+}
+
+static __always_inline __u32 put_kernel_str(struct scratch *s, __u32 off, const char *k)
+{
+	if (off >= STR_END) {
+		count(ROAR_STAT_PATH_TRUNCATED);
+		return off;
+	}
+	long n = bpf_probe_read_kernel_str(&s->buf[off], ROAR_PATH_MAX, k);
+	if (n <= 0)
+		return put_empty(s, off);
+	return off + n;
+}
+
+struct path_walk {
+	struct dentry *d;
+	struct mount *m;
+	__u32 n;     /* names collected, leaf first */
+	__u32 off;   /* write position in the scratch buffer */
+};
+
+/* one step up: the parent dentry, or across a mount point; 1 stops the walk */
+static long walk_up(__u32 i, void *ctx)
+{
+	struct path_walk *w = ctx;
+	struct dentry *d = w->d;   /* locals: BPF_CORE_READ must not relocate w itself */
+	struct mount *m = w->m;
+	struct vfsmount *vm = (void *)m + bpf_core_field_offset(struct mount, mnt);
+	struct scratch *s = scratch_get();
+
+	if (!s)
+		return 1;
+	if (d == BPF_CORE_READ(vm, mnt_root)) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m)
+			return 1;   /* the namespace's root */
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
+		w->m = parent;
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	if (d == up)
+		return 1;       /* root of a pseudo or detached tree */
+	__u32 n = w->n;
+	if (n >= ROAR_MAX_DEPTH) {
+		count(ROAR_STAT_PATH_TRUNCATED);
+		return 1;
+	}
+	s->names[n & (ROAR_MAX_DEPTH - 1)] = BPF_CORE_READ(d, d_name.name);
+	w->n = n + 1;
+	w->d = up;
+	return 0;
+}
+
+/* write "/" + the i-th name from the top */
+static long write_name(__u32 i, void *ctx)
+{
+	struct path_walk *w = ctx;
+	struct scratch *s = scratch_get();
+	__u32 off = w->off, k = w->n - 1 - i;
+
+	if (!s || k >= ROAR_MAX_DEPTH)
+		return 1;
+	if (off >= STR_END - 1) {
+		count(ROAR_STAT_PATH_TRUNCATED);
+		return 1;
+	}
+	s->buf[off] = '/';
+	off++;
+	long r = bpf_probe_read_kernel_str(&s->buf[off], NAME_MAX + 1, s->names[k & (ROAR_MAX_DEPTH - 1)]);
+	if (r > 1)
+		off += r - 1;
+	w->off = off;
+	return 0;
+}
+
+/*
+ * Write the canonical absolute path of (dentry, vfsmount) at off: walk d_parent
+ * up to the mount root, cross to the parent mount, stop at the namespace root.
+ * Symlinks, "..", dirfds and chdir are already resolved in a dentry, so this is
+ * the path the file really has, whatever name the program used. bpf_loop keeps
+ * the verifier's work to one pass over each callback.
+ */
+__noinline __u32 put_path(struct scratch *s, __u32 off, __u64 dentry, __u64 vfsmount)
+{
+	struct path_walk w = {
+		.d = (void *)dentry,
+		.m = (void *)(vfsmount - bpf_core_field_offset(struct mount, mnt)),
+		.off = off,
+	};
+
+	if (!s || !dentry || !vfsmount || off >= STR_END)
+		return off;
+	bpf_loop(2 * ROAR_MAX_DEPTH, walk_up, &w, 0);
+	if (w.n == 0) {
+		s->buf[off] = '/';
+		w.off = off + 1;
+	} else {
+		bpf_loop(w.n, write_name, &w, 0);
+	}
+	return put_empty(s, w.off);
+}
+
+static __always_inline __u32 put_file_path(struct scratch *s, __u32 off, struct file *f)
+{
+	return put_path(s, off, (__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt));
+}
+
+static __always_inline __u32 put_cwd(struct scratch *s, __u32 off, struct task_struct *t)
+{
+	return put_path(s, off, (__u64)BPF_CORE_READ(t, fs, pwd.dentry), (__u64)BPF_CORE_READ(t, fs, pwd.mnt));
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file *f = NULL;
+
+	if (fd < 0 || fd >= max)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+static __always_inline void inode_mtime(struct inode *ino, struct ev_file *e)
+{
+	if (bpf_core_field_exists(struct inode, i_mtime_sec)) {
+		e->mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
+		e->mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+	} else if (bpf_core_field_exists(struct inode___v66, __i_mtime)) {
+		struct inode___v66 *o = (void *)ino;
+		e->mtime_sec = BPF_CORE_READ(o, __i_mtime.tv_sec);
+		e->mtime_nsec = BPF_CORE_READ(o, __i_mtime.tv_nsec);
+	} else {
+		struct inode___old *o = (void *)ino;
+		e->mtime_sec = BPF_CORE_READ(o, i_mtime.tv_sec);
+		e->mtime_nsec = BPF_CORE_READ(o, i_mtime.tv_nsec);
+	}
+}
+
+/* Report `access` on an open file unless this process already reported it
+ * for this inode. Only regular files: pipes, sockets and devices carry no
+ * lineage. Keyed by inode, so dup'd, inherited and redirected fds all land on
+ * the same state. */
+__noinline int file_access(__u64 file, __u32 access)
+{
+	struct file *f = (void *)file;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct seen_key key = { .tgid = pid_tgid >> 32 };
+	struct inode *ino;
+	__u32 *bits, fresh;
+	umode_t mode;
+
+	if (!f)
+		return 0;
+	ino = BPF_CORE_READ(f, f_inode);
+	mode = BPF_CORE_READ(ino, i_mode);
+	if ((mode & S_IFMT) != S_IFREG)
+		return 0;
+	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(ino, i_ino);
+	key.generation = BPF_CORE_READ(ino, i_generation);
+	bits = bpf_map_lookup_elem(&seen, &key);
+	if (bits) {
+		fresh = access & ~*bits;
+		if (!fresh)
+			return 0;
+		*bits |= fresh;   /* a racing thread may repeat the event: harmless */
+	} else {
+		fresh = access;
+		if (bpf_map_update_elem(&seen, &key, &fresh, BPF_NOEXIST) && !bpf_map_lookup_elem(&seen, &key))
+			count(ROAR_STAT_SEEN_FULL);
+	}
+
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	header(s, ROAR_EV_FILE, key.tgid, (__u32)pid_tgid);
+	struct ev_file *e = (void *)s->buf;
+	e->access = fresh;
+	e->mode = mode;
+	e->dev = key.dev;
+	e->ino = key.ino;
+	e->size = BPF_CORE_READ(ino, i_size);
+	inode_mtime(ino, e);
+	e->_pad = 0;
+	__u32 off = put_file_path(s, sizeof(*e), f);
+	e->path_len = off - sizeof(*e);
+	submit(s, off);
+	return 0;
+}
+
+static __always_inline int fd_access(long fd, __u32 access)
+{
+	return file_access((__u64)fd_file(bpf_get_current_task_btf(), fd), access);
+}
+
+/* name as passed, then the directory it is relative to (empty when absolute) */
+static __always_inline __u32 put_name_at(struct scratch *s, __u32 off, long dfd, const char *name,
+					  __u16 *name_len, __u16 *dir_len)
+{
+	__u32 start = off;
+	bool absolute = false;
+
+	off = put_user_str(s, off, name);
+	if (start < STR_END)
+		absolute = s->buf[start] == '/';
+	*name_len = off - start;
+	start = off;
+	if (absolute || !name) {
+		off = put_empty(s, off);
+	} else if ((int)dfd == AT_FDCWD) {
+		off = put_cwd(s, off, bpf_get_current_task_btf());
+	} else {
+		struct file *f = fd_file(bpf_get_current_task_btf(), (int)dfd);
+		off = f ? put_file_path(s, off, f) : put_empty(s, off);
+	}
+	*dir_len = off - start;
+	return off;
+}
+
+static __always_inline int pathop(__u32 op, long ret, __u32 flags, long dfd1, const char *n1,
+				  long dfd2, const char *n2)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	header(s, ROAR_EV_PATHOP, pid_tgid >> 32, (__u32)pid_tgid);
+	struct ev_pathop *e = (void *)s->buf;
+	e->op = op;
+	e->ret = ret;
+	e->flags = flags;
+	e->_pad = 0;
+	__u32 off = put_name_at(s, sizeof(*e), dfd1, n1, &e->name1_len, &e->dir1_len);
+	if (n2) {
+		off = put_name_at(s, off, dfd2, n2, &e->name2_len, &e->dir2_len);
+	} else {
+		off = put_empty(s, off);
+		off = put_empty(s, off);
+		e->name2_len = 1;
+		e->dir2_len = 1;
+	}
+	submit(s, off);
+	return 0;
+}
+
+static __always_inline int exec_failed(long ret, const char *filename)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	header(s, ROAR_EV_EXEC, pid_tgid >> 32, (__u32)pid_tgid);
+	struct ev_exec *e = (void *)s->buf;
+	e->ret = ret;
+	e->argc = 0;
+	e->argv_truncated = 0;
+	e->_pad = 0;
+	__u32 off = sizeof(*e), start = off;
+	off = put_user_str(s, off, filename);
+	e->filename_len = off - start;
+	start = off;
+	off = put_cwd(s, off, bpf_get_current_task_btf());
+	e->cwd_len = off - start;
+	start = off;
+	off = put_empty(s, off);
+	e->exe_len = off - start;
+	e->argv_len = 0;
+	submit(s, off);
+	return 0;
+}
+
+static __always_inline bool handled(long nr)
+{
+	switch (nr) {
+	case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
+	case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
+	case NR_sendfile: case NR_copy_file_range: case NR_splice: case NR_fallocate:
+	case NR_ftruncate: case NR_mmap:
+	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
+	case NR_execve: case NR_execveat:
+	case NR_rename: case NR_renameat: case NR_renameat2: case NR_link: case NR_linkat:
+	case NR_unlink: case NR_unlinkat: case NR_rmdir: case NR_truncate:
+		return true;
+	}
+	return false;
+}
+
+static __always_inline int on_open(long fd, long flags)
+{
+	__u32 access = 0;
+	struct file *f;
+
+	if (fd < 0 || !(flags & (O_CREAT | O_TRUNC)))
+		return 0;
+	f = fd_file(bpf_get_current_task_btf(), fd);
+	if (!f)
+		return 0;
+	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
+		access |= ROAR_ACC_CREATE;
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE))
+		access |= ROAR_ACC_TRUNC;
+	return access ? file_access((__u64)f, access) : 0;
+}
+
+static __always_inline int on_mmap(long ret, long prot, long flags, long fd)
+{
+	__u32 access = 0;
+	__u32 type = flags & MAP_TYPE;
+
+	if ((ret < 0 && ret > -4096) || (flags & MAP_ANONYMOUS) || (int)fd < 0)
+		return 0;
+	if (prot & (PROT_READ | PROT_EXEC))
+		access |= ROAR_ACC_MMAP_READ;
+	if ((prot & PROT_WRITE) && (type == MAP_SHARED || type == MAP_SHARED_VALIDATE))
+		access |= ROAR_ACC_MMAP_WRITE;
+	return access ? fd_access((int)fd, access) : 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (!handled(nr))
+		return 0;
+	if (!is_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+
+	long a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	long a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	long a2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+
+	switch (nr) {
+	case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
+		return ret >= 0 ? fd_access(a0, ROAR_ACC_READ) : 0;
+	case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
+		return ret > 0 ? fd_access(a0, ROAR_ACC_WRITE) : 0;
+	case NR_fallocate:
+		return ret == 0 ? fd_access(a0, ROAR_ACC_WRITE) : 0;
+	case NR_ftruncate:
+		return ret == 0 ? fd_access(a0, ROAR_ACC_TRUNC) : 0;
+	case NR_sendfile:   /* (out_fd, in_fd, ...) */
+		if (ret > 0) {
+			fd_access(a1, ROAR_ACC_READ);
+			fd_access(a0, ROAR_ACC_WRITE);
+		}
+		return 0;
+	case NR_copy_file_range: case NR_splice:   /* (fd_in, off_in, fd_out, ...) */
+		if (ret > 0) {
+			fd_access(a0, ROAR_ACC_READ);
+			fd_access(a2, ROAR_ACC_WRITE);
+		}
+		return 0;
+	case NR_mmap:
+		return on_mmap(ret, a2, PT_REGS_PARM4_CORE_SYSCALL(regs), PT_REGS_PARM5_CORE_SYSCALL(regs));
+	case NR_open:
+		return on_open(ret, a1);
+	case NR_creat:
+		return on_open(ret, O_CREAT | O_TRUNC | 1);
+	case NR_openat:
+		return on_open(ret, a2);
+	case NR_openat2: {
+		struct open_how how = {};
+		if (ret < 0)
+			return 0;
+		bpf_probe_read_user(&how, sizeof(how.flags), (void *)a2);
+		return on_open(ret, how.flags);
+	}
+	case NR_execve:
+		return ret < 0 ? exec_failed(ret, (const char *)a0) : 0;
+	case NR_execveat:
+		return ret < 0 ? exec_failed(ret, (const char *)a1) : 0;
+	}
+
+	if (ret != 0)   /* a name operation that failed changed nothing */
+		return 0;
+	long a3 = PT_REGS_PARM4_CORE_SYSCALL(regs);
+	switch (nr) {
+	case NR_rename:
+		return pathop(ROAR_OP_RENAME, ret, 0, AT_FDCWD, (const char *)a0, AT_FDCWD, (const char *)a1);
+	case NR_renameat:
+		return pathop(ROAR_OP_RENAME, ret, 0, a0, (const char *)a1, a2, (const char *)a3);
+	case NR_renameat2:
+		return pathop(ROAR_OP_RENAME, ret, PT_REGS_PARM5_CORE_SYSCALL(regs), a0, (const char *)a1,
+			      a2, (const char *)a3);
+	case NR_link:
+		return pathop(ROAR_OP_LINK, ret, 0, AT_FDCWD, (const char *)a0, AT_FDCWD, (const char *)a1);
+	case NR_linkat:
+		return pathop(ROAR_OP_LINK, ret, PT_REGS_PARM5_CORE_SYSCALL(regs), a0, (const char *)a1,
+			      a2, (const char *)a3);
+	case NR_unlink:
+		return pathop(ROAR_OP_UNLINK, ret, 0, AT_FDCWD, (const char *)a0, 0, NULL);
+	case NR_unlinkat:
+		return pathop(a2 & AT_REMOVEDIR ? ROAR_OP_RMDIR : ROAR_OP_UNLINK, ret, a2, a0, (const char *)a1, 0, NULL);
+	case NR_rmdir:
+		return pathop(ROAR_OP_RMDIR, ret, 0, AT_FDCWD, (const char *)a0, 0, NULL);
+	case NR_truncate:
+		return pathop(ROAR_OP_TRUNCATE, ret, 0, AT_FDCWD, (const char *)a0, 0, NULL);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (ctgid == ptgid || !is_tracked(ptgid))
+		return 0;   /* threads share their process's state */
+	/* tracked before the child first runs: its first file access is seen */
+	bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	header(s, ROAR_EV_FORK, ptgid, parent->pid);
+	struct ev_fork *e = (void *)s->buf;
+	e->parent_tgid = ptgid;
+	e->child_tgid = ctgid;
+	submit(s, sizeof(*e));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = p->tgid;
+	if (!is_tracked(tgid))
+		return 0;
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	header(s, ROAR_EV_EXEC, tgid, p->pid);
+	struct ev_exec *e = (void *)s->buf;
+	e->ret = 0;
+	e->argc = BPF_CORE_READ(bprm, argc);
+	e->_pad = 0;
+	__u32 off = sizeof(*e), start = off;
+	off = put_kernel_str(s, off, BPF_CORE_READ(bprm, filename));
+	e->filename_len = off - start;
+	start = off;
+	off = put_cwd(s, off, p);
+	e->cwd_len = off - start;
+	start = off;
+	struct file *exe = BPF_CORE_READ(p, mm, exe_file);
+	off = exe ? put_file_path(s, off, exe) : put_empty(s, off);
+	e->exe_len = off - start;
+
+	unsigned long arg_start = BPF_CORE_READ(p, mm, arg_start);
+	unsigned long arg_end = BPF_CORE_READ(p, mm, arg_end);
+	__u32 len = arg_end > arg_start ? arg_end - arg_start : 0;
+	e->argv_truncated = len > ROAR_ARGV_MAX;
+	if (len > ROAR_ARGV_MAX)
+		len = ROAR_ARGV_MAX;
+	if (off >= STR_END)
+		len = 0;
+	if (len && off < STR_END && bpf_probe_read_user(&s->buf[off], len, (void *)arg_start))
+		len = 0;
+	e->argv_len = len;
+	submit(s, off + len);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+	if (!is_tracked(tgid))
+		return 0;
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;   /* other threads of the process still run */
+	struct scratch *s = scratch_get();
+	if (s) {
+		header(s, ROAR_EV_EXIT, tgid, p->pid);
+		struct ev_exit *e = (void *)s->buf;
+		e->wait_status = BPF_CORE_READ(p, exit_code);
+		e->_pad = 0;
+		submit(s, sizeof(*e));
+	}
+	bpf_map_delete_elem(&tracked, &tgid);
+	return 0;
+}

@@ -1,0 +1,3 @@
+from roar.cli.main import run_cli
+
+run_cli()

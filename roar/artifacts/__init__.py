@@ -1,0 +1,1 @@
+"""Artifacts: content hashing, the hash cache, composite (directory) artifacts."""

@@ -1,0 +1,49 @@
+"""The `roar` command: a Typer app whose verbs live one module each.
+
+Only this module prints errors and chooses exit codes (docs/exit-codes.md).
+Heavy imports happen inside the commands, so `roar --help` and the fixed cost
+of `roar run` stay small.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from roar.errors import RoarError
+
+app = typer.Typer(
+    name="roar",
+    help="Record what every command read and wrote, and how to make it again.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    from roar.cli import run, show
+
+    for module in (run, show):
+        module.register(app)
+
+
+_register()
+
+
+def fail(error: RoarError) -> None:
+    sys.stderr.write(f"roar: {error.message}\n")
+    sys.exit(error.exit_code)
+
+
+def run_cli() -> None:
+    try:
+        app()
+    except RoarError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        sys.stderr.write("roar: interrupted\n")
+        sys.exit(130)

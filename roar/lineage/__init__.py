@@ -1,0 +1,1 @@
+"""The lineage DAG: refs, graph building, lineage queries, staleness."""

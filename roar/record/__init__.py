@@ -1,0 +1,1 @@
+"""Job records: schema, encoding, and (later) provenance context capture."""

@@ -1,0 +1,130 @@
+"""What counts as an input and an output of a job (docs/lineage-rules.md).
+
+FileSets is fed the file facts of one job in kernel order and says, at the
+end, which files are inputs and which are outputs:
+
+- input: a file whose existing content the tree read (read, mmap, sendfile or
+  copy source, or exec'd); a file the job changed before reading it is not one.
+- output: a file that exists when the job ends and whose content the job
+  created or changed (written, truncated, created empty, renamed or linked
+  into place); one created and deleted inside the job is neither.
+- pseudo filesystems, the workspace's own .roar/ and read-only system
+  locations are kept apart (`system_reads`, `other_writes`), not lineage.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Callable
+
+PSEUDO_PREFIXES = ("/proc/", "/sys/", "/dev/")
+SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/", "/etc/")
+
+
+def path_class(path: str, roar_dir: str) -> str:
+    """'pseudo', 'roar', 'system' or 'lineage'."""
+    if path.startswith(PSEUDO_PREFIXES) or path in ("/proc", "/sys", "/dev"):
+        return "pseudo"
+    if path == roar_dir or path.startswith(roar_dir + "/"):
+        return "roar"
+    if path.startswith(SYSTEM_PREFIXES):
+        return "system"
+    return "lineage"
+
+
+@dataclass
+class Seen:
+    """What the job did to one path."""
+
+    path: str
+    read_by: set[int] = field(default_factory=set)
+    changed_by: set[int] = field(default_factory=set)
+    size: int | None = None       # as the kernel saw it at the first read
+    mtime_ns: int | None = None
+
+
+class FileSets:
+    def __init__(self, roar_dir: str, on_input: Callable[[str, int, int], None] | None = None) -> None:
+        self.roar_dir = roar_dir
+        self.on_input = on_input          # (path, size, mtime_ns) when a new input is seen
+        self.inputs: dict[str, Seen] = {}
+        self.changed: dict[str, Seen] = {}   # paths whose content the job made, in order
+        self.changed_inodes: set[tuple[int, int]] = set()
+        self.system_reads: set[str] = set()
+        self.other_writes: set[str] = set()
+        self.deleted: list[str] = []
+        self.renamed: list[tuple[str, str]] = []
+
+    def read(self, path: str, pid: int, dev: int, ino: int, size: int, mtime_ns: int) -> None:
+        kind = path_class(path, self.roar_dir)
+        if kind != "lineage":
+            if kind != "roar":
+                self.system_reads.add(path)
+            return
+        if (dev, ino) in self.changed_inodes or path in self.changed:
+            return   # the job's own data, not an input
+        seen = self.inputs.get(path)
+        if seen is None:
+            seen = self.inputs[path] = Seen(path, size=size, mtime_ns=mtime_ns)
+            if self.on_input:
+                self.on_input(path, size, mtime_ns)
+        seen.read_by.add(pid)
+
+    def executed(self, path: str, pid: int) -> None:
+        """An exec'd program is read by the kernel: an input like any other."""
+        kind = path_class(path, self.roar_dir)
+        if kind != "lineage":
+            if kind != "roar":
+                self.system_reads.add(path)
+            return
+        if path in self.changed:
+            return
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        self.read(path, pid, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def change(self, path: str, pid: int, dev: int | None = None, ino: int | None = None) -> None:
+        if dev is not None and ino is not None:
+            self.changed_inodes.add((dev, ino))
+        if path_class(path, self.roar_dir) != "lineage":
+            self.other_writes.add(path)
+            return
+        seen = self.changed.get(path)
+        if seen is None:
+            seen = self.changed[path] = Seen(path)
+        seen.changed_by.add(pid)
+
+    def rename(self, old: str, new: str, pid: int) -> None:
+        """new now holds old's content: renamed into place. Paths under a
+        renamed directory move with it."""
+        self.renamed.append((old, new))
+        prefix = old + "/"
+        for path in [p for p in self.changed if p == old or p.startswith(prefix)]:
+            seen = self.changed.pop(path)
+            moved = new + path[len(old):]
+            seen.path = moved
+            self.changed.setdefault(moved, seen).changed_by.update(seen.changed_by)
+        self.change(new, pid)
+
+    def link(self, new: str, pid: int) -> None:
+        self.change(new, pid)
+
+    def unlink(self, path: str) -> None:
+        self.deleted.append(path)
+        self.changed.pop(path, None)
+
+    def outputs(self) -> list[Seen]:
+        """Changed paths that exist as regular files now, in first-change order."""
+        result = []
+        for path, seen in self.changed.items():
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                result.append(seen)
+        return result

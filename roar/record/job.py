@@ -1,0 +1,96 @@
+"""The job record: one versioned msgpack document per recorded command.
+
+The fields are described in docs/record-format.md. File names are kept exact:
+a path that is not valid UTF-8 is stored as msgpack bin (its raw bytes) and
+read back as a str with surrogate escapes (os.fsdecode), so it round-trips.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgpack
+
+from roar.errors import CorruptStore
+
+FORMAT = "roar.job"
+VERSION = 1
+
+JOB_TYPES = ("run", "build", "get", "put")
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return msgpack.packb(_to_wire(record), use_bin_type=True)
+
+
+def decode(data: bytes, source: str = "record") -> dict[str, Any]:
+    try:
+        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise CorruptStore(
+            f"{source} is not a valid job record ({exc.__class__.__name__}): "
+            "run `roar db rebuild` to reindex without it"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CorruptStore(f"{source} is not a roar job record: run `roar db rebuild`")
+    version = record.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CorruptStore(
+            f"{source} has record version {version}, newer than this roar understands "
+            f"({VERSION}): upgrade roar"
+        )
+    return _from_wire(record)
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return os.fsencode(value)
+    if isinstance(value, dict):
+        return {_to_wire(k): _to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def _from_wire(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if isinstance(value, dict):
+        return {_from_wire(k): _from_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_wire(v) for v in value]
+    return value
+
+
+def exit_code_of(wait_status: int) -> int:
+    """The shell convention: the code, or 128+N when killed by signal N."""
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+def exit_fields(wait_status: int, interrupted: bool) -> dict[str, Any]:
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        status = "interrupted" if interrupted else "killed"
+        return {"code": None, "signal": sig, "status": status}
+    code = os.WEXITSTATUS(wait_status)
+    status = "interrupted" if interrupted else ("ok" if code == 0 else "failed")
+    return {"code": code, "signal": None, "status": status}
+
+
+def json_path(path: str) -> dict[str, str]:
+    """JSON fields for a path: `path`, plus `path_b64` when it is not UTF-8."""
+    try:
+        path.encode("utf-8")
+        return {"path": path}
+    except UnicodeEncodeError:
+        import base64
+
+        raw = os.fsencode(path)
+        return {"path": raw.decode("utf-8", "replace"), "path_b64": base64.b64encode(raw).decode()}

@@ -1,0 +1,190 @@
+"""`roar run` / `roar build`: trace one command and record it as a job.
+
+Order matters for cost and safety: everything that can fail for a reason the
+user can fix (arguments, workspace, privileges, the program's path) is checked
+before the BPF object is loaded; the object is attached only while the
+command runs; the record is written once, atomically, after the command ended.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roar import __version__
+from roar.errors import UsageError
+from roar.record import job as jobrec
+from roar.record.filesets import FileSets, Seen
+from roar.store.workspace import Workspace
+
+POLL_MS = 100
+
+
+@dataclass
+class RunOptions:
+    kind: str = "run"                 # run | build
+    ring_mb: int = 16
+    verbose: bool = False
+    hash_algorithms: tuple[str, ...] = ("blake3",)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    record: dict[str, Any]
+    exit_code: int
+
+
+class _InputHasher:
+    """Hashes each input as soon as it is first read, while the job runs, so the
+    hash is of the content as read even if the job later changes the file."""
+
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
+        self.algorithms = algorithms
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: dict[str, tuple[Future, int, int]] = {}
+
+    def submit(self, path: str, size: int, mtime_ns: int) -> None:
+        from roar.artifacts.hashing import hash_file
+
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="roar-hash")
+        self.pending[path] = (self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms),
+                              size, mtime_ns)
+
+    def result(self, path: str) -> tuple[dict[str, str] | None, int | None, str | None]:
+        """(hashes, size, warning) for an input."""
+        future, size, mtime_ns = self.pending[path]
+        hashes, st = future.result()
+        if hashes is None:
+            return None, size, f"input {path} vanished before it could be hashed"
+        if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size):
+            return hashes, st.st_size, f"input {path} changed while the job ran: its hash is of a later content"
+        return hashes, size, None
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=True)
+
+
+def _hash_with_stat(hash_file, path: str, algorithms: tuple[str, ...]):
+    try:
+        st = os.stat(path)
+        return hash_file(path, algorithms), st
+    except OSError:
+        return None, None
+
+
+def run_job(argv: list[str], options: RunOptions) -> RunResult:
+    from roar.tracer import launcher
+    from roar.tracer.collector import Collector
+    from roar.tracer.loader import Tracer, preflight
+
+    if not argv:
+        raise UsageError("no command given: use `roar run [--] CMD [ARGS...]`")
+    cwd = os.getcwd()
+    workspace = Workspace.find_or_create(Path(cwd))
+    workspace.check_writable()
+    preflight()
+    user = launcher.target_user()
+    env = launcher.child_environment(user)
+    program = launcher.resolve_program(argv[0], env)
+
+    hasher = _InputHasher(options.hash_algorithms)
+    files = FileSets(str(workspace.dir), on_input=hasher.submit)
+    collector = Collector(files)
+    started_at, start_ns = time.time(), time.monotonic_ns()
+    tracer = Tracer(collector.feed, ring_mb=options.ring_mb, verbose=options.verbose)
+    try:
+        child = launcher.Launch(program, argv, env, user)
+        collector.add_root(child.pid, os.getpid(), cwd, start_ns)
+        tracer.track(child.pid)
+        child.forward_signals(collector.live_pids)
+        try:
+            child.release()
+            status = None
+            while status is None:
+                tracer.poll(POLL_MS)
+                status = child.poll_exit()
+        finally:
+            child.restore_terminal()
+        tracer.drain()
+        dropped, truncated, seen_full = tracer.counters()
+    finally:
+        tracer.close()     # detach now: nothing stays attached after the job
+    ended_at = time.time()
+
+    record = _build_record(argv, options, cwd, started_at, ended_at, status, child.interrupted,
+                           collector, files, hasher, dropped, truncated, seen_full)
+    hasher.close()
+    workspace.add_job(record)
+    return RunResult(record, jobrec.exit_code_of(status))
+
+
+def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted, collector, files,
+                  hasher, dropped, truncated, seen_full) -> dict[str, Any]:
+    from roar.artifacts.hashing import hash_file
+
+    warnings: list[str] = []
+    inputs = []
+    for seen in files.inputs.values():
+        hashes, size, warning = hasher.result(seen.path)
+        if warning:
+            warnings.append(warning)
+        if hashes is not None:
+            inputs.append(_file_entry(seen, hashes, size, seen.read_by))
+    outputs = []
+    for seen in files.outputs():
+        try:
+            hashes = hash_file(seen.path, options.hash_algorithms)
+            size = os.stat(seen.path).st_size
+        except OSError:
+            continue
+        outputs.append(_file_entry(seen, hashes, size, seen.changed_by))
+    if dropped:
+        warnings.append(f"{dropped} tracer events were lost (ring buffer full): the file sets may be "
+                        "incomplete; rerun with a larger --ring-buffer-mb")
+    if truncated:
+        warnings.append(f"{truncated} paths were too long or deep to record in full")
+    output_paths = {o["path"] for o in outputs}
+    return {
+        "format": jobrec.FORMAT,
+        "version": jobrec.VERSION,
+        "uid": uuid.uuid4().hex[:16],
+        "session": None,
+        "step": None,
+        "type": options.kind,
+        "command": shlex.join(argv),
+        "argv": list(argv),
+        "cwd": cwd,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "duration_s": round(ended_at - started_at, 6),
+        "exit": jobrec.exit_fields(status, interrupted),
+        "exit_code": jobrec.exit_code_of(status),
+        "processes": [p.as_record() for p in collector.processes.values()],
+        "failed_execs": collector.failed_execs,
+        "inputs": inputs,
+        "outputs": outputs,
+        "read_and_written": sorted(p for p in files.inputs if p in output_paths),
+        "deleted": [p for p in files.deleted],
+        "renamed": [list(r) for r in files.renamed],
+        "system_reads": sorted(files.system_reads),
+        "other_writes": sorted(files.other_writes),
+        "tracer": {"backend": "ebpf", "roar_version": __version__, "events": collector.events,
+                   "dropped": dropped, "paths_truncated": truncated, "dedup_map_full": seen_full,
+                   "ring_buffer_mb": options.ring_mb},
+        "warnings": warnings,
+        "labels": dict(options.labels),
+    }
+
+
+def _file_entry(seen: Seen, hashes: dict[str, str], size: int | None, pids: set[int]) -> dict[str, Any]:
+    return {"path": seen.path, "hash": hashes.get("blake3"), "hashes": hashes, "size": size,
+            "pids": sorted(pids)}

@@ -1,0 +1,1 @@
+"""The workspace (.roar/): record files and the SQLite index."""

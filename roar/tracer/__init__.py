@@ -1,0 +1,1 @@
+"""The eBPF tracer: libbpf binding, loader, launcher, collector."""

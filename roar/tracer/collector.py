@@ -1,0 +1,130 @@
+"""Turns the kernel's events into the job's process tree and file facts.
+
+Paths of open files arrive canonical (resolved from the dentry in the
+kernel). Name arguments of rename/link/unlink/truncate arrive as passed, with
+the canonical directory they are relative to; they are joined here, and the
+parent directory is resolved once more in case the name itself walks through
+a symlink.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from roar.record.filesets import FileSets
+from roar.tracer import events as ev
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int | None
+    start_ns: int
+    exe: str | None = None
+    argv: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    end_ns: int | None = None
+    wait_status: int | None = None
+    execs: int = 0
+
+    def as_record(self) -> dict[str, Any]:
+        exit_code = signal = None
+        if self.wait_status is not None:
+            if os.WIFSIGNALED(self.wait_status):
+                signal = os.WTERMSIG(self.wait_status)
+            else:
+                exit_code = os.WEXITSTATUS(self.wait_status)
+        return {"pid": self.pid, "ppid": self.ppid, "exe": self.exe, "argv": self.argv,
+                "cwd": self.cwd, "exit_code": exit_code, "signal": signal}
+
+
+def _str(b: bytes) -> str:
+    return os.fsdecode(b)
+
+
+class Collector:
+    def __init__(self, files: FileSets, root_pid: int | None = None, parent_pid: int | None = None,
+                 cwd: str | None = None, clock_ns: int = 0) -> None:
+        self.files = files
+        self.processes: dict[int, Process] = {}
+        self.failed_execs: list[dict[str, Any]] = []
+        self.events = 0
+        if root_pid is not None:
+            self.add_root(root_pid, parent_pid, cwd, clock_ns)
+
+    def add_root(self, pid: int, ppid: int | None, cwd: str | None, clock_ns: int) -> None:
+        self.processes[pid] = Process(pid, ppid, clock_ns, cwd=cwd)
+
+    def live_pids(self) -> list[int]:
+        return [p.pid for p in self.processes.values() if p.end_ns is None]
+
+    def feed(self, raw: bytes) -> None:
+        self.handle(ev.decode(raw))
+
+    def handle(self, e: ev.Event) -> None:
+        self.events += 1
+        if isinstance(e, ev.FileAccess):
+            self._file(e)
+        elif isinstance(e, ev.Fork):
+            parent = self.processes.get(e.tgid)
+            self.processes[e.child] = Process(
+                e.child, e.tgid, e.ts, exe=parent.exe if parent else None,
+                argv=list(parent.argv) if parent else [], cwd=parent.cwd if parent else None)
+        elif isinstance(e, ev.Exec):
+            self._exec(e)
+        elif isinstance(e, ev.PathOp):
+            self._pathop(e)
+        elif isinstance(e, ev.Exit):
+            proc = self.processes.get(e.tgid)
+            if proc is None:
+                proc = self.processes[e.tgid] = Process(e.tgid, None, e.ts)
+            proc.end_ns, proc.wait_status = e.ts, e.wait_status
+
+    def _file(self, e: ev.FileAccess) -> None:
+        path = _str(e.path)
+        if e.access & ev.READ_ACCESS:
+            self.files.read(path, e.tgid, e.dev, e.ino, e.size, e.mtime_ns)
+        if e.access & ev.CHANGE_ACCESS:
+            self.files.change(path, e.tgid, e.dev, e.ino)
+
+    def _exec(self, e: ev.Exec) -> None:
+        if e.ret < 0:
+            path = ev.join_path(e.cwd, e.filename)
+            self.failed_execs.append({"pid": e.tgid, "path": _str(path), "errno": -e.ret,
+                                      "error": os.strerror(-e.ret)})
+            return
+        proc = self.processes.get(e.tgid)
+        if proc is None:
+            proc = self.processes[e.tgid] = Process(e.tgid, None, e.ts)
+        proc.exe = _str(e.exe) or None
+        proc.argv = [_str(a) for a in e.argv]
+        proc.cwd = _str(e.cwd)
+        proc.execs += 1
+        if proc.exe:
+            self.files.executed(proc.exe, e.tgid)
+        script = os.path.realpath(_str(ev.join_path(e.cwd, e.filename)))
+        if script != proc.exe:      # "#!" script: the kernel read it too
+            self.files.executed(script, e.tgid)
+
+    def _pathop(self, e: ev.PathOp) -> None:
+        first = _resolve(e.dir1, e.name1)
+        if e.op == ev.OP_RENAME:
+            self.files.rename(first, _resolve(e.dir2, e.name2), e.tgid)
+        elif e.op == ev.OP_LINK:
+            self.files.link(_resolve(e.dir2, e.name2), e.tgid)
+        elif e.op == ev.OP_UNLINK:
+            self.files.unlink(first)
+        elif e.op == ev.OP_TRUNCATE:
+            try:
+                st = os.stat(first)
+                self.files.change(first, e.tgid, st.st_dev, st.st_ino)
+            except OSError:
+                self.files.change(first, e.tgid)
+
+
+def _resolve(directory: bytes, name: bytes) -> str:
+    joined = _str(ev.join_path(directory, name))
+    parent, base = os.path.split(joined)
+    return os.path.join(os.path.realpath(parent), base) if parent else joined

@@ -1,0 +1,165 @@
+"""Decoding of the kernel's events (layouts in bpf/events.h).
+
+LAYOUTS mirrors each C struct field by field; tests/unit/test_event_layout.py
+compiles events.h and checks every size and offset against it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from roar.errors import TracerError
+
+EV_FORK, EV_EXEC, EV_FILE, EV_PATHOP, EV_EXIT = 1, 2, 3, 4, 5
+
+ACC_READ, ACC_WRITE, ACC_CREATE, ACC_TRUNC, ACC_MMAP_READ, ACC_MMAP_WRITE = 1, 2, 4, 8, 16, 32
+READ_ACCESS = ACC_READ | ACC_MMAP_READ
+CHANGE_ACCESS = ACC_WRITE | ACC_CREATE | ACC_TRUNC | ACC_MMAP_WRITE
+
+OP_RENAME, OP_LINK, OP_UNLINK, OP_TRUNCATE, OP_RMDIR = 1, 2, 3, 4, 5
+OP_NAMES = {OP_RENAME: "rename", OP_LINK: "link", OP_UNLINK: "unlink", OP_TRUNCATE: "truncate",
+            OP_RMDIR: "rmdir"}
+
+STAT_DROPPED, STAT_PATH_TRUNCATED, STAT_SEEN_FULL, STAT_COUNT = 0, 1, 2, 3
+
+HEADER = [("type", "H"), ("size", "H"), ("tgid", "I"), ("tid", "I"), ("_pad", "I"), ("ts_ns", "Q")]
+
+# struct name -> fields after the header, in C order
+LAYOUTS: dict[str, list[tuple[str, str]]] = {
+    "ev_header": [],
+    "ev_fork": [("parent_tgid", "I"), ("child_tgid", "I")],
+    "ev_exec": [("ret", "i"), ("argc", "I"), ("filename_len", "H"), ("cwd_len", "H"),
+                ("exe_len", "H"), ("argv_len", "H"), ("argv_truncated", "I"), ("_pad", "I")],
+    "ev_file": [("access", "I"), ("mode", "I"), ("dev", "Q"), ("ino", "Q"), ("size", "Q"),
+                ("mtime_sec", "q"), ("mtime_nsec", "I"), ("path_len", "H"), ("_pad", "H")],
+    "ev_pathop": [("op", "I"), ("ret", "i"), ("flags", "I"), ("name1_len", "H"), ("dir1_len", "H"),
+                  ("name2_len", "H"), ("dir2_len", "H"), ("_pad", "I")],
+    "ev_exit": [("wait_status", "i"), ("_pad", "I")],
+}
+
+
+def _struct(name: str) -> struct.Struct:
+    return struct.Struct("=" + "".join(f for _, f in HEADER + LAYOUTS[name]))
+
+
+_HEADER = _struct("ev_header")
+_FORK = _struct("ev_fork")
+_EXEC = _struct("ev_exec")
+_FILE = _struct("ev_file")
+_PATHOP = _struct("ev_pathop")
+_EXIT = _struct("ev_exit")
+
+
+def field_offsets(name: str) -> dict[str, int]:
+    """Offset of every field of a struct as the decoder reads it."""
+    offsets, fmt = {}, "="
+    for field, code in HEADER + LAYOUTS[name]:
+        offsets[field] = struct.calcsize(fmt)
+        fmt += code
+    return offsets
+
+
+def struct_size(name: str) -> int:
+    return _struct(name).size
+
+
+@dataclass(slots=True)
+class Fork:
+    ts: int
+    tgid: int
+    child: int
+
+
+@dataclass(slots=True)
+class Exec:
+    ts: int
+    tgid: int
+    ret: int          # 0 or -errno
+    filename: bytes   # as passed to exec
+    cwd: bytes
+    exe: bytes        # canonical path of the program run (empty when failed)
+    argv: list[bytes]
+    argv_truncated: bool
+
+
+@dataclass(slots=True)
+class FileAccess:
+    ts: int
+    tgid: int
+    access: int
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    path: bytes
+
+
+@dataclass(slots=True)
+class PathOp:
+    ts: int
+    tgid: int
+    op: int
+    flags: int
+    name1: bytes
+    dir1: bytes
+    name2: bytes
+    dir2: bytes
+
+
+@dataclass(slots=True)
+class Exit:
+    ts: int
+    tgid: int
+    wait_status: int
+
+
+Event = Fork | Exec | FileAccess | PathOp | Exit
+
+
+def _strings(raw: bytes, offset: int, lengths: tuple[int, ...]) -> list[bytes]:
+    out = []
+    for n in lengths:
+        # each length counts the NUL; a truncated string may lack it
+        chunk = raw[offset:offset + n]
+        out.append(chunk[:-1] if chunk.endswith(b"\0") else chunk)
+        offset += n
+    return out
+
+
+def decode(raw: bytes) -> Event:
+    typ, _size, tgid, _tid, _pad, ts = _HEADER.unpack_from(raw)
+    if typ == EV_FILE:
+        (_, _, _, _, _, _, access, _mode, dev, ino, size, msec, mnsec, plen, _) = _FILE.unpack_from(raw)
+        (path,) = _strings(raw, _FILE.size, (plen,))
+        return FileAccess(ts, tgid, access, dev, ino, size, msec * 1_000_000_000 + mnsec, path)
+    if typ == EV_FORK:
+        (*_, parent, child) = _FORK.unpack_from(raw)
+        return Fork(ts, parent, child)
+    if typ == EV_EXEC:
+        (*_, ret, argc, flen, clen, elen, alen, trunc, _) = _EXEC.unpack_from(raw)
+        filename, cwd, exe = _strings(raw, _EXEC.size, (flen, clen, elen))
+        blob = raw[_EXEC.size + flen + clen + elen:_EXEC.size + flen + clen + elen + alen]
+        argv = blob.split(b"\0")
+        if blob.endswith(b"\0"):
+            argv.pop()
+        return Exec(ts, tgid, ret, filename, cwd, exe, argv[:argc] if argc else argv, bool(trunc))
+    if typ == EV_PATHOP:
+        (*_, op, _ret, flags, n1, d1, n2, d2, _) = _PATHOP.unpack_from(raw)
+        name1, dir1, name2, dir2 = _strings(raw, _PATHOP.size, (n1, d1, n2, d2))
+        return PathOp(ts, tgid, op, flags, name1, dir1, name2, dir2)
+    if typ == EV_EXIT:
+        (*_, status, _) = _EXIT.unpack_from(raw)
+        return Exit(ts, tgid, status)
+    raise TracerError(
+        f"unknown event type {typ} from the kernel: the BPF object does not match this roar; "
+        "reinstall roar (scripts/setup)"
+    )
+
+
+def join_path(directory: bytes, name: bytes) -> bytes:
+    """The absolute, normalised path of a syscall name argument."""
+    if not name.startswith(b"/"):
+        name = directory.rstrip(b"/") + b"/" + name
+    return os.path.normpath(name)

@@ -1,0 +1,207 @@
+"""Load, attach and drain roar's BPF object; detach everything on close.
+
+The object is attached only for the life of one job: while any syscall
+tracepoint is attached every process on the machine takes the slow syscall
+path, so roar attaches late and detaches as soon as the job is over.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from roar.errors import KernelUnsupported, NoPrivilege, TracerError
+from roar.tracer import libbpf
+from roar.tracer.events import STAT_COUNT
+
+BTF_PATH = Path("/sys/kernel/btf/vmlinux")
+CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
+DEFAULT_RING_MB = 16
+
+
+def object_path() -> Path:
+    """The BPF object built at install time and shipped inside the package."""
+    return Path(str(resources.files("roar.tracer").joinpath("roar.bpf.o")))
+
+
+def _effective_caps() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def preflight() -> None:
+    """Fail early, with what to do, on what would make loading fail."""
+    caps = _effective_caps()
+    has_bpf = caps & (1 << CAP_SYS_ADMIN) or (caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON))
+    if not has_bpf:
+        raise NoPrivilege(
+            "tracing needs root or CAP_BPF+CAP_PERFMON: run it as `sudo roar run ...`"
+        )
+    if not BTF_PATH.exists():
+        raise KernelUnsupported(
+            f"this kernel has no BTF ({BTF_PATH} is missing): roar needs a kernel built with "
+            "CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.8)"
+        )
+    if not object_path().exists():
+        raise TracerError(
+            f"the BPF object {object_path()} is missing: reinstall roar with scripts/setup"
+        )
+    libbpf.lib()
+
+
+class Tracer:
+    """One loaded and attached BPF object, its ring buffer and its counters."""
+
+    def __init__(self, on_event: Callable[[bytes], None], ring_mb: int = DEFAULT_RING_MB,
+                 wakeup_bytes: int = 256 * 1024, verbose: bool = False) -> None:
+        preflight()
+        self._lib = libbpf.lib()
+        libbpf.route_log(_print_libbpf if verbose else None)
+        self._obj: int | None = None
+        self._links: list[int] = []
+        self._ring: int | None = None
+        self._callback_error: BaseException | None = None
+        try:
+            self._open(ring_mb, wakeup_bytes)
+            self._attach()
+            self._start_ring(on_event)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, ring_mb: int, wakeup_bytes: int) -> None:
+        lb = self._lib
+        obj = lb.open_file(str(object_path()).encode(), None)
+        if not obj:
+            raise libbpf.fail(f"open {object_path()}")
+        self._obj = obj
+        ring = self._map("events")
+        if ring_mb < 1 or ring_mb & (ring_mb - 1):
+            raise TracerError(f"ring buffer size must be a power of two in MiB, got {ring_mb}")
+        rc = lb.map_set_max_entries(ring, ring_mb << 20)
+        if rc:
+            raise libbpf.fail("size the ring buffer", rc)
+        rodata = self._map(".rodata")
+        size = ct.c_size_t()
+        addr = lb.map_initial_value(rodata, ct.byref(size))
+        if not addr or size.value < 8:
+            raise TracerError("the BPF object has no wakeup_bytes knob: reinstall roar")
+        ct.c_uint64.from_address(addr).value = wakeup_bytes   # the only .rodata variable
+        rc = lb.load(obj)
+        if rc:
+            code = abs(rc)
+            if code in (errno.EPERM, errno.EACCES):
+                raise NoPrivilege(
+                    "the kernel refused to load roar's BPF programs (permission denied): run as "
+                    "root, and check kernel.unprivileged_bpf_disabled and lockdown; "
+                    "`roar run -v` shows the kernel's log"
+                )
+            raise KernelUnsupported(
+                f"the kernel refused to load roar's BPF programs ({os.strerror(code)}): "
+                "`roar run -v` shows the verifier's log; roar needs Linux 5.11+ with BTF"
+            )
+
+    def _map(self, name: str) -> int:
+        m = self._lib.find_map(self._obj, name.encode())
+        if not m:
+            raise TracerError(f"the BPF object has no map {name}: reinstall roar")
+        return m
+
+    def _attach(self) -> None:
+        lb = self._lib
+        prog = None
+        while True:
+            prog = lb.next_program(self._obj, prog)
+            if not prog:
+                break
+            link = lb.attach(prog)
+            if not link:
+                name = lb.program_name(prog).decode()
+                err = ct.get_errno()
+                cls = NoPrivilege if err in (errno.EPERM, errno.EACCES) else KernelUnsupported
+                raise cls(f"failed to attach {name}: {os.strerror(err)}; roar needs tp_btf "
+                          "tracepoints (Linux 5.5+)")
+            self._links.append(link)
+
+    def _start_ring(self, on_event: Callable[[bytes], None]) -> None:
+        def _cb(_ctx: int, data: int, size: int) -> int:
+            try:
+                on_event(ct.string_at(data, size))
+            except BaseException as exc:  # never let an exception cross into C
+                if self._callback_error is None:
+                    self._callback_error = exc
+                return -1
+            return 0
+
+        self._cb = libbpf.RING_CALLBACK(_cb)
+        ring = self._lib.ring_new(self._lib.map_fd(self._map("events")), self._cb, None, None)
+        if not ring:
+            raise libbpf.fail("create the ring buffer reader")
+        self._ring = ring
+
+    def track(self, pid: int) -> None:
+        """Put pid in the tracked set; its descendants join on fork."""
+        key, one = ct.c_uint32(pid), ct.c_uint8(1)
+        fd = self._lib.map_fd(self._map("tracked"))
+        if self._lib.map_update(fd, ct.byref(key), ct.byref(one), 0):
+            raise libbpf.fail("track the command's process")
+
+    def poll(self, timeout_ms: int = 100) -> None:
+        """Wait up to timeout_ms for events, then drain whatever is pending.
+
+        Events are submitted without wake-ups below a threshold, so a quiet poll
+        must still consume."""
+        self._lib.ring_poll(self._ring, timeout_ms)
+        self.drain()
+
+    def drain(self) -> None:
+        rc = self._lib.ring_consume(self._ring)
+        if self._callback_error is not None:
+            exc, self._callback_error = self._callback_error, None
+            raise exc
+        if rc < 0 and rc != -errno.EINTR:
+            raise libbpf.fail("read the ring buffer", rc)
+
+    def counters(self) -> list[int]:
+        """Kernel counters (events.h roar_stat), summed over CPUs."""
+        ncpu = self._lib.num_possible_cpus()
+        fd = self._lib.map_fd(self._map("stats"))
+        totals = []
+        for i in range(STAT_COUNT):
+            key, values = ct.c_uint32(i), (ct.c_uint64 * ncpu)()
+            if self._lib.map_lookup(fd, ct.byref(key), values):
+                raise libbpf.fail("read the tracer's counters")
+            totals.append(sum(values))
+        return totals
+
+    def close(self) -> None:
+        """Detach every program and free the object: nothing stays attached."""
+        lb = self._lib
+        if self._ring:
+            lb.ring_free(self._ring)
+            self._ring = None
+        for link in self._links:
+            lb.link_destroy(link)
+        self._links = []
+        if self._obj:
+            lb.close(self._obj)
+            self._obj = None
+
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _print_libbpf(level: int, text: str) -> None:
+    import sys
+
+    sys.stderr.write("libbpf: " + text)
