@@ -125,7 +125,7 @@ static __always_inline void header(struct scratch *s, __u16 type, __u32 tgid, __
 	h->ts_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline void submit(struct scratch *s, __u32 size)
+static __always_inline void submit_event(struct scratch *s, __u32 size, bool urgent)
 {
 	struct ev_header *h = (void *)s->buf;
 	__u64 flags = 0;
@@ -133,11 +133,18 @@ static __always_inline void submit(struct scratch *s, __u32 size)
 	if (size > sizeof(s->buf))
 		size = sizeof(s->buf);
 	h->size = size;
-	if (wakeup_bytes)
+	if (urgent)
+		flags = BPF_RB_FORCE_WAKEUP;
+	else if (wakeup_bytes)
 		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 			BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, s->buf, size, flags))
 		count(ROAR_STAT_DROPPED);
+}
+
+static __always_inline void submit(struct scratch *s, __u32 size)
+{
+	submit_event(s, size, false);
 }
 
 static __always_inline __u32 put_empty(struct scratch *s, __u32 off)
@@ -271,6 +278,24 @@ static __always_inline __u32 put_cwd(struct scratch *s, __u32 off, struct task_s
 	return put_path(s, off, (__u64)BPF_CORE_READ(t, fs, pwd.dentry), (__u64)BPF_CORE_READ(t, fs, pwd.mnt));
 }
 
+/* read-only system trees and pseudo filesystems: not lineage, no hurry */
+static __always_inline bool system_path(const char *p)
+{
+	if (p[0] != '/')
+		return true;
+	switch (p[1]) {
+	case 'u': return p[2] == 's' && p[3] == 'r' && p[4] == '/';
+	case 'l': return p[2] == 'i' && p[3] == 'b';
+	case 'e': return p[2] == 't' && p[3] == 'c' && p[4] == '/';
+	case 'p': return p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/';
+	case 's': return (p[2] == 'y' && p[3] == 's' && p[4] == '/') ||
+			 (p[2] == 'b' && p[3] == 'i' && p[4] == 'n' && p[5] == '/');
+	case 'd': return p[2] == 'e' && p[3] == 'v' && p[4] == '/';
+	case 'b': return p[2] == 'i' && p[3] == 'n' && p[4] == '/';
+	}
+	return false;
+}
+
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 {
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -348,7 +373,9 @@ __noinline int file_access(__u64 file, __u32 access)
 	e->_pad = 0;
 	__u32 off = put_file_path(s, sizeof(*e), f);
 	e->path_len = off - sizeof(*e);
-	submit(s, off);
+	/* The first read of a user file wakes the collector at once: it hashes
+	 * the content before the job gets a chance to change it. */
+	submit_event(s, off, (fresh & (ROAR_ACC_READ | ROAR_ACC_MMAP_READ)) && !system_path(s->buf + sizeof(*e)));
 	return 0;
 }
 

@@ -24,6 +24,7 @@ from roar.record.filesets import FileSets, Seen
 from roar.store.workspace import Workspace
 
 POLL_MS = 100
+SYNC_HASH_MAX = 1 << 20
 
 
 @dataclass
@@ -53,10 +54,14 @@ class _InputHasher:
     def submit(self, path: str, size: int, mtime_ns: int) -> None:
         from roar.artifacts.hashing import hash_file
 
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="roar-hash")
-        self.pending[path] = (self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms),
-                              size, mtime_ns)
+        if size <= SYNC_HASH_MAX:   # small: hash now, the job may rewrite it in a moment
+            future: Future = Future()
+            future.set_result(_hash_with_stat(hash_file, path, self.algorithms))
+        else:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="roar-hash")
+            future = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms)
+        self.pending[path] = (future, size, mtime_ns)
 
     def result(self, path: str) -> tuple[dict[str, str] | None, int | None, str | None]:
         """(hashes, size, warning) for an input."""
@@ -110,10 +115,11 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
             child.release()
             status = None
             while status is None:
-                tracer.poll(POLL_MS)
+                tracer.wait(child.pidfd, POLL_MS)
                 status = child.poll_exit()
         finally:
             child.restore_terminal()
+            child.close()
         tracer.drain()
         dropped, truncated, seen_full = tracer.counters()
     finally:

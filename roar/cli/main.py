@@ -24,6 +24,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from roar import __version__
+
+        sys.stdout.write(f"roar {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print roar's version and exit.")) -> None:
+    """Record what every command read and wrote, and how to make it again."""
+
+
 def _register() -> None:
     from roar.cli import run, show
 

@@ -91,6 +91,7 @@ class Launch:
             os.setpgid(self.pid, self.pid)
         except OSError:
             pass
+        self.pidfd = os.pidfd_open(self.pid)   # readable once the child exits
         self._tty = _foreground_tty()
         self.interrupted = False
         self._old_handlers: dict[int, object] = {}
@@ -150,6 +151,9 @@ class Launch:
         except ChildProcessError:
             return 0
         return status if pid else None
+
+    def close(self) -> None:
+        os.close(self.pidfd)
 
     def restore_terminal(self) -> None:
         if self._tty is not None:

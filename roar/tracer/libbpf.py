@@ -60,7 +60,6 @@ class _Lib:
         self.map_update = f("bpf_map_update_elem", _int, _int, _vp, _vp, ct.c_uint64)
         self.map_lookup = f("bpf_map_lookup_elem", _int, _int, _vp, _vp)
         self.ring_new = f("ring_buffer__new", _vp, _int, RING_CALLBACK, _vp, _vp)
-        self.ring_poll = f("ring_buffer__poll", _int, _vp, _int)
         self.ring_consume = f("ring_buffer__consume", _int, _vp)
         self.ring_free = f("ring_buffer__free", None, _vp)
         self.set_print = f("libbpf_set_print", _vp, _PRINT_CALLBACK)

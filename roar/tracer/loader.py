@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes as ct
 import errno
 import os
+import select
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -68,6 +69,7 @@ class Tracer:
         self._links: list[int] = []
         self._ring: int | None = None
         self._callback_error: BaseException | None = None
+        self._poller: select.poll | None = None
         try:
             self._open(ring_mb, wakeup_bytes)
             self._attach()
@@ -153,13 +155,24 @@ class Tracer:
         if self._lib.map_update(fd, ct.byref(key), ct.byref(one), 0):
             raise libbpf.fail("track the command's process")
 
-    def poll(self, timeout_ms: int = 100) -> None:
-        """Wait up to timeout_ms for events, then drain whatever is pending.
-
-        Events are submitted without wake-ups below a threshold, so a quiet poll
-        must still consume."""
-        self._lib.ring_poll(self._ring, timeout_ms)
+    def wait(self, fd: int, timeout_ms: int = 100) -> bool:
+        """Wait up to timeout_ms for a ring buffer wake-up or for fd (the
+        child's pidfd) to become readable, then drain whatever is pending.
+        Events are submitted without wake-ups below a threshold, so a quiet
+        wait must still consume. True when fd is readable."""
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            poller.register(self._lib.map_fd(self._map("events")), select.POLLIN)
+        poller.register(fd, select.POLLIN)
+        try:
+            ready = {f for f, _ in poller.poll(timeout_ms)}
+        except InterruptedError:
+            ready = set()
+        finally:
+            poller.unregister(fd)
         self.drain()
+        return fd in ready
 
     def drain(self) -> None:
         rc = self._lib.ring_consume(self._ring)

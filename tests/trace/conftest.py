@@ -1,0 +1,59 @@
+"""Helpers for the real-tracer tests: build the C test programs, run a
+command under `roar run`, and run the same command under `strace -f`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+@dataclass
+class Traced:
+    returncode: int
+    stderr: str
+    record: dict
+
+    def files(self, role: str, root: Path) -> set[str]:
+        """Paths of inputs or outputs inside root, relative to it."""
+        prefix = str(root) + "/"
+        return {f["path"][len(prefix):] for f in self.record[role] if f["path"].startswith(prefix)}
+
+    def inputs(self, root: Path) -> set[str]:
+        return self.files("inputs", root)
+
+    def outputs(self, root: Path) -> set[str]:
+        return self.files("outputs", root)
+
+    def entry(self, role: str, path: Path) -> dict:
+        return next(f for f in self.record[role] if f["path"] == str(path))
+
+
+def roar(*args: str | bytes, cwd: Path, check: bool = False, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "roar", *args], cwd=cwd, capture_output=True,
+                          check=check, **kw)
+
+
+def roar_run(cmd: list, cwd: Path, step: int = 1) -> Traced:
+    proc = roar("run", "-q", "--", *cmd, cwd=cwd)
+    shown = roar("show", f"@{step}", "--json", cwd=cwd)
+    assert shown.returncode == 0, shown.stderr.decode()
+    return Traced(proc.returncode, proc.stderr.decode(), json.loads(shown.stdout))
+
+
+@pytest.fixture(scope="session")
+def programs(tmp_path_factory) -> Path:
+    """The C test programs, compiled once, outside every scenario directory."""
+    out = tmp_path_factory.mktemp("bin")
+    for src in PROGRAMS.glob("*.c"):
+        flags = ["-static"] if src.stem == "statcopy" else []
+        subprocess.run(["gcc", "-O1", "-Wall", "-pthread", *flags, "-o", str(out / src.stem), str(src)],
+                       check=True)
+    return out
