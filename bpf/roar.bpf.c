@@ -379,7 +379,8 @@ __noinline int file_access(__u64 file, __u32 access)
 	return 0;
 }
 
-static __always_inline int fd_access(long fd, __u32 access)
+/* global: on_sys_exit calls it from many places, the verifier checks it once */
+__noinline int fd_access(long fd, __u32 access)
 {
 	return file_access((__u64)fd_file(bpf_get_current_task_btf(), fd), access);
 }
@@ -434,8 +435,9 @@ static __always_inline int pathop(__u32 op, long ret, __u32 flags, long dfd1, co
 	return 0;
 }
 
-static __always_inline int exec_failed(long ret, const char *filename)
+__noinline int exec_failed(long ret, __u64 filename_addr)
 {
+	const char *filename = (const char *)filename_addr;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct scratch *s = scratch_get();
 	if (!s)
@@ -458,6 +460,61 @@ static __always_inline int exec_failed(long ret, const char *filename)
 	e->argv_len = 0;
 	submit(s, off);
 	return 0;
+}
+
+/* rename, link, unlink, rmdir, truncate by name: a global function, so the
+ * verifier checks it once rather than once per path through on_sys_exit */
+__noinline int name_op(long nr)
+{
+	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	long a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	long a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	long a2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	long a3 = PT_REGS_PARM4_CORE_SYSCALL(regs);
+	long a4 = PT_REGS_PARM5_CORE_SYSCALL(regs);
+
+	long dfd1 = AT_FDCWD, dfd2 = AT_FDCWD, flags = 0;
+	const char *n1 = (const char *)a0, *n2 = NULL;
+	__u32 op;
+
+	switch (nr) {   /* one pathop() call below: the verifier walks it once */
+	case NR_rename:
+		op = ROAR_OP_RENAME;
+		n2 = (const char *)a1;
+		break;
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_linkat:
+		op = nr == NR_linkat ? ROAR_OP_LINK : ROAR_OP_RENAME;
+		dfd1 = a0;
+		n1 = (const char *)a1;
+		dfd2 = a2;
+		n2 = (const char *)a3;
+		flags = nr == NR_renameat ? 0 : a4;
+		break;
+	case NR_link:
+		op = ROAR_OP_LINK;
+		n2 = (const char *)a1;
+		break;
+	case NR_unlink:
+		op = ROAR_OP_UNLINK;
+		break;
+	case NR_unlinkat:
+		op = a2 & AT_REMOVEDIR ? ROAR_OP_RMDIR : ROAR_OP_UNLINK;
+		dfd1 = a0;
+		n1 = (const char *)a1;
+		flags = a2;
+		break;
+	case NR_rmdir:
+		op = ROAR_OP_RMDIR;
+		break;
+	case NR_truncate:
+		op = ROAR_OP_TRUNCATE;
+		break;
+	default:
+		return 0;
+	}
+	return pathop(op, 0, flags, dfd1, n1, dfd2, n2);
 }
 
 static __always_inline bool handled(long nr)
@@ -557,37 +614,14 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		return on_open(ret, how.flags);
 	}
 	case NR_execve:
-		return ret < 0 ? exec_failed(ret, (const char *)a0) : 0;
+		return ret < 0 ? exec_failed(ret, a0) : 0;
 	case NR_execveat:
-		return ret < 0 ? exec_failed(ret, (const char *)a1) : 0;
+		return ret < 0 ? exec_failed(ret, a1) : 0;
 	}
 
 	if (ret != 0)   /* a name operation that failed changed nothing */
 		return 0;
-	long a3 = PT_REGS_PARM4_CORE_SYSCALL(regs);
-	switch (nr) {
-	case NR_rename:
-		return pathop(ROAR_OP_RENAME, ret, 0, AT_FDCWD, (const char *)a0, AT_FDCWD, (const char *)a1);
-	case NR_renameat:
-		return pathop(ROAR_OP_RENAME, ret, 0, a0, (const char *)a1, a2, (const char *)a3);
-	case NR_renameat2:
-		return pathop(ROAR_OP_RENAME, ret, PT_REGS_PARM5_CORE_SYSCALL(regs), a0, (const char *)a1,
-			      a2, (const char *)a3);
-	case NR_link:
-		return pathop(ROAR_OP_LINK, ret, 0, AT_FDCWD, (const char *)a0, AT_FDCWD, (const char *)a1);
-	case NR_linkat:
-		return pathop(ROAR_OP_LINK, ret, PT_REGS_PARM5_CORE_SYSCALL(regs), a0, (const char *)a1,
-			      a2, (const char *)a3);
-	case NR_unlink:
-		return pathop(ROAR_OP_UNLINK, ret, 0, AT_FDCWD, (const char *)a0, 0, NULL);
-	case NR_unlinkat:
-		return pathop(a2 & AT_REMOVEDIR ? ROAR_OP_RMDIR : ROAR_OP_UNLINK, ret, a2, a0, (const char *)a1, 0, NULL);
-	case NR_rmdir:
-		return pathop(ROAR_OP_RMDIR, ret, 0, AT_FDCWD, (const char *)a0, 0, NULL);
-	case NR_truncate:
-		return pathop(ROAR_OP_TRUNCATE, ret, 0, AT_FDCWD, (const char *)a0, 0, NULL);
-	}
-	return 0;
+	return name_op(nr);
 }
 
 SEC("tp_btf/sched_process_fork")

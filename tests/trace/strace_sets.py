@@ -50,7 +50,7 @@ def strace_sets(cmd: list, cwd: Path, roar_dir: Path) -> tuple[set[str], set[str
     def ident(path: str) -> tuple[int, int]:
         return (0, ino.setdefault(path, len(ino) + 1))
 
-    for line in log.read_text().splitlines():
+    for line in _joined(log.read_text().splitlines()):
         m = LINE.match(line)
         if not m or m.group(4).startswith("-"):
             continue
@@ -86,6 +86,25 @@ def strace_sets(cmd: list, cwd: Path, roar_dir: Path) -> tuple[set[str], set[str
                 base = _hex(cwds[0]) if cwds else str(cwd)
                 files.executed(os.path.realpath(_join(base, _hex(strings[0]))), pid)
     return ({p for p in files.inputs}, {s.path for s in files.outputs()})
+
+
+RESUMED = re.compile(r"^(\d+)\s+<\.\.\. \w+ resumed>(.*)$")
+
+
+def _joined(lines: list[str]):
+    """Stitch `<unfinished ...>` calls (another process ran in between) back together."""
+    pending: dict[str, str] = {}
+    for line in lines:
+        if line.endswith("<unfinished ...>"):
+            pending[line.split()[0]] = line[: -len("<unfinished ...>")].rstrip()
+            continue
+        m = RESUMED.match(line)
+        if m:
+            start = pending.pop(m.group(1), None)
+            if start is None:
+                continue
+            line = start + m.group(2)
+        yield line
 
 
 def _name_op(files: FileSets, pid: int, name: str, args: str, ident, cwd: str) -> None:

@@ -95,7 +95,7 @@ SCENARIOS = [
              lambda r: write(r, **{"a.txt": "a\n"}), exit_code=128 + 9),
     Scenario("odd_file_names", sh("for f in *.txt; do cat \"$f\"; done > out.bin"), {NON_UTF8, NEWLINE},
              {"out.bin"}, _odd_names),
-    Scenario("exec_missing_program", sh("no-such-program-roar; cat a.txt > b.txt"), {"a.txt"}, {"b.txt"},
+    Scenario("exec_missing_program", sh("./no-such-program-roar; cat a.txt > b.txt"), {"a.txt"}, {"b.txt"},
              lambda r: write(r, **{"a.txt": "a\n"})),
 ]
 
@@ -148,7 +148,7 @@ def test_sigkill_recorded_as_signal(tmp_path: Path) -> None:
 
 
 def test_failed_exec_is_recorded(tmp_path: Path) -> None:
-    traced = roar_run(["sh", "-c", "no-such-program-roar; true"], tmp_path)
+    traced = roar_run(["sh", "-c", "./no-such-program-roar; true"], tmp_path)
     assert traced.returncode == 0
     failed = {os.path.basename(f["path"]) for f in traced.record["failed_execs"]}
     assert failed == {"no-such-program-roar"}
