@@ -30,7 +30,7 @@ SYNC_HASH_MAX = 1 << 20
 @dataclass
 class RunOptions:
     kind: str = "run"                 # run | build
-    ring_mb: int = 16
+    ring_bytes: int = 16 << 20
     verbose: bool = False
     hash_algorithms: tuple[str, ...] = ("blake3",)
     labels: dict[str, str] = field(default_factory=dict)
@@ -105,7 +105,7 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
     files = FileSets(str(workspace.dir), on_input=hasher.submit)
     collector = Collector(files)
     started_at, start_ns = time.time(), time.monotonic_ns()
-    tracer = Tracer(collector.feed, ring_mb=options.ring_mb, verbose=options.verbose)
+    tracer = Tracer(collector.feed, ring_bytes=options.ring_bytes, verbose=options.verbose)
     try:
         child = launcher.Launch(program, argv, env, user)
         collector.add_root(child.pid, os.getpid(), cwd, start_ns)
@@ -155,7 +155,7 @@ def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted,
         outputs.append(_file_entry(seen, hashes, size, seen.changed_by))
     if dropped:
         warnings.append(f"{dropped} tracer events were lost (ring buffer full): the file sets may be "
-                        "incomplete; rerun with a larger --ring-buffer-mb")
+                        "incomplete; rerun with a larger --ring-buffer (e.g. 64M)")
     if truncated:
         warnings.append(f"{truncated} paths were too long or deep to record in full")
     output_paths = {o["path"] for o in outputs}
@@ -185,7 +185,7 @@ def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted,
         "other_writes": sorted(files.other_writes),
         "tracer": {"backend": "ebpf", "roar_version": __version__, "events": collector.events,
                    "dropped": dropped, "paths_truncated": truncated, "dedup_map_full": seen_full,
-                   "ring_buffer_mb": options.ring_mb},
+                   "ring_buffer_bytes": options.ring_bytes},
         "warnings": warnings,
         "labels": dict(options.labels),
     }

@@ -7,6 +7,8 @@ from typing import List
 
 import typer
 
+from roar.errors import UsageError
+
 
 def _summary(record: dict) -> str:
     step = f"@B{record['step']}" if record["type"] == "build" else f"@{record['step']}"
@@ -20,17 +22,31 @@ def _summary(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _run(kind: str, command: List[str], ring_buffer_mb: int, verbose: bool, quiet: bool) -> None:
+def parse_size(text: str) -> int:
+    """'16M', '64K', '1G' or bytes: a power of two of at least 4 KiB (the kernel's rule)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units.get(text[-1:].upper())) if text[-1:].isalpha() else (text, 1)
+    if unit is None or not number.isdigit():
+        raise UsageError(f"bad size {text!r}: use a power of two like 64K, 16M or 1G")
+    size = int(number) * unit
+    if size < 4096 or size & (size - 1):
+        raise UsageError(f"ring buffer size {text} must be a power of two of at least 4K, e.g. 16M")
+    return size
+
+
+def _run(kind: str, command: List[str], ring_buffer: str, verbose: bool, quiet: bool) -> None:
     from roar.runner import RunOptions, run_job
 
-    result = run_job(list(command), RunOptions(kind=kind, ring_mb=ring_buffer_mb, verbose=verbose))
+    options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose)
+    result = run_job(list(command), options)
     if not quiet or result.record["warnings"]:
         sys.stderr.write(_summary(result.record) + "\n")
     raise typer.Exit(result.exit_code)
 
 
 COMMAND = typer.Argument(None, metavar="[--] CMD [ARGS]...", help="The command to trace.")
-RING = typer.Option(16, "--ring-buffer-mb", help="Kernel ring buffer size (a power of two).")
+RING = typer.Option("16M", "--ring-buffer", metavar="SIZE",
+                    help="Kernel ring buffer size, a power of two (64K, 16M, ...).")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show libbpf's and the verifier's log.")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing unless there are warnings.")
 CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
@@ -38,15 +54,15 @@ CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
 def register(app: typer.Typer) -> None:
     @app.command("run", context_settings=CONTEXT)
-    def run_cmd(command: List[str] = COMMAND, ring_buffer_mb: int = RING, verbose: bool = VERBOSE,
+    def run_cmd(command: List[str] = COMMAND, ring_buffer: str = RING, verbose: bool = VERBOSE,
                 quiet: bool = QUIET) -> None:
         """Run CMD under the eBPF tracer (needs root: `sudo roar run ...`) and record it as a job.
 
         Exits with the command's own status (128+N when killed by signal N)."""
-        _run("run", command or [], ring_buffer_mb, verbose, quiet)
+        _run("run", command or [], ring_buffer, verbose, quiet)
 
     @app.command("build", context_settings=CONTEXT)
-    def build_cmd(command: List[str] = COMMAND, ring_buffer_mb: int = RING, verbose: bool = VERBOSE,
+    def build_cmd(command: List[str] = COMMAND, ring_buffer: str = RING, verbose: bool = VERBOSE,
                   quiet: bool = QUIET) -> None:
         """Like `run`, but a build step (install, compile): shown as @B1, @B2 and replayed first."""
-        _run("build", command or [], ring_buffer_mb, verbose, quiet)
+        _run("build", command or [], ring_buffer, verbose, quiet)

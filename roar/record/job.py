@@ -8,6 +8,7 @@ read back as a str with surrogate escapes (os.fsdecode), so it round-trips.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import msgpack
@@ -74,10 +75,15 @@ def exit_code_of(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
+INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
 def exit_fields(wait_status: int, interrupted: bool) -> dict[str, Any]:
+    """`interrupted`: roar was signalled and passed it on, or the command died of
+    Ctrl-C, SIGTERM, SIGHUP or SIGQUIT; `killed`: any other signal."""
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
-        status = "interrupted" if interrupted else "killed"
+        status = "interrupted" if interrupted or sig in INTERRUPTING_SIGNALS else "killed"
         return {"code": None, "signal": sig, "status": status}
     code = os.WEXITSTATUS(wait_status)
     status = "interrupted" if interrupted else ("ok" if code == 0 else "failed")

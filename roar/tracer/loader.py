@@ -21,7 +21,7 @@ from roar.tracer.events import STAT_COUNT
 
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
-DEFAULT_RING_MB = 16
+DEFAULT_RING_BYTES = 16 << 20
 
 
 def object_path() -> Path:
@@ -60,8 +60,8 @@ def preflight() -> None:
 class Tracer:
     """One loaded and attached BPF object, its ring buffer and its counters."""
 
-    def __init__(self, on_event: Callable[[bytes], None], ring_mb: int = DEFAULT_RING_MB,
-                 wakeup_bytes: int = 256 * 1024, verbose: bool = False) -> None:
+    def __init__(self, on_event: Callable[[bytes], None], ring_bytes: int = DEFAULT_RING_BYTES,
+                 verbose: bool = False) -> None:
         preflight()
         self._lib = libbpf.lib()
         libbpf.route_log(_print_libbpf if verbose else None)
@@ -71,23 +71,22 @@ class Tracer:
         self._callback_error: BaseException | None = None
         self._poller: select.poll | None = None
         try:
-            self._open(ring_mb, wakeup_bytes)
+            # wake the reader at a quarter full at most, so a small buffer still drains in time
+            self._open(ring_bytes, min(256 * 1024, ring_bytes // 4))
             self._attach()
             self._start_ring(on_event)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, ring_mb: int, wakeup_bytes: int) -> None:
+    def _open(self, ring_bytes: int, wakeup_bytes: int) -> None:
         lb = self._lib
         obj = lb.open_file(str(object_path()).encode(), None)
         if not obj:
             raise libbpf.fail(f"open {object_path()}")
         self._obj = obj
         ring = self._map("events")
-        if ring_mb < 1 or ring_mb & (ring_mb - 1):
-            raise TracerError(f"ring buffer size must be a power of two in MiB, got {ring_mb}")
-        rc = lb.map_set_max_entries(ring, ring_mb << 20)
+        rc = lb.map_set_max_entries(ring, ring_bytes)
         if rc:
             raise libbpf.fail("size the ring buffer", rc)
         rodata = self._map(".rodata")

@@ -34,7 +34,8 @@ def test_exit_fields() -> None:
     assert job.exit_code_of(3 << 8) == 3
     assert job.exit_code_of(9) == 137
     assert job.exit_fields(9, interrupted=False) == {"code": None, "signal": 9, "status": "killed"}
-    assert job.exit_fields(2, interrupted=True)["status"] == "interrupted"
+    assert job.exit_fields(2, interrupted=False)["status"] == "interrupted"   # SIGINT
+    assert job.exit_fields(5 << 8, interrupted=True) == {"code": 5, "signal": None, "status": "interrupted"}
     assert job.exit_fields(0, interrupted=False)["status"] == "ok"
 
 

@@ -1,0 +1,197 @@
+"""`roar run` as a user meets it: exit codes, bad input, sudo, signals, lost
+events, and nothing left attached afterwards. Real tracer, as root."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import pwd
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.trace.conftest import roar, roar_run
+
+pytestmark = pytest.mark.ebpf
+
+TEST_USER = "roar-test-user"
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("roar: ")
+    return lines[0]
+
+
+def no_record(cwd: Path) -> bool:
+    jobs = cwd / ".roar" / "jobs"
+    return not jobs.exists() or not any(jobs.glob("*.msgpack"))
+
+
+@pytest.mark.parametrize("code", [0, 3, 42])
+def test_exit_status_passes_through(tmp_path: Path, code: int) -> None:
+    proc = roar("run", "-q", "--", "sh", "-c", f"exit {code}", cwd=tmp_path)
+    assert proc.returncode == code
+
+
+def test_summary_line(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    proc = roar("run", "--", "cp", "a", "b", cwd=tmp_path)
+    assert proc.returncode == 0
+    line = proc.stderr.decode().strip()
+    assert line.startswith("roar: @1 ") and line.endswith("1 inputs, 1 outputs, exit 0"), line
+
+
+def test_empty_command(tmp_path: Path) -> None:
+    proc = roar("run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no command given" in one_line_error(proc)
+    assert no_record(tmp_path)
+
+
+def test_command_not_found(tmp_path: Path) -> None:
+    proc = roar("run", "--", "no-such-command-roar", cwd=tmp_path)
+    assert proc.returncode == 127
+    assert one_line_error(proc) == "roar: command not found: no-such-command-roar; check the spelling or your PATH"
+    assert no_record(tmp_path)
+
+
+def test_command_not_executable(tmp_path: Path) -> None:
+    (tmp_path / "script.sh").write_text("echo hi\n")
+    proc = roar("run", "--", "./script.sh", cwd=tmp_path)
+    assert proc.returncode == 126
+    assert "is not an executable file" in one_line_error(proc)
+    assert no_record(tmp_path)
+
+
+def test_bad_ring_buffer_size(tmp_path: Path) -> None:
+    proc = roar("run", "--ring-buffer", "3K", "--", "true", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "power of two" in one_line_error(proc)
+
+
+def test_workspace_not_writable(tmp_path: Path) -> None:
+    (tmp_path / ".roar").write_text("not a directory")   # even root cannot write under a file
+    proc = roar("run", "--", "true", cwd=tmp_path)
+    assert proc.returncode == 120
+    assert "cannot create" in one_line_error(proc) or "cannot write" in one_line_error(proc)
+
+
+@pytest.fixture(scope="module")
+def test_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
+        return pwd.getpwnam(TEST_USER)
+
+
+def test_not_root_is_refused(tmp_path: Path, test_user: pwd.struct_passwd) -> None:
+    os.chown(tmp_path, test_user.pw_uid, test_user.pw_gid)
+    proc = subprocess.run(
+        ["setpriv", f"--reuid={test_user.pw_uid}", f"--regid={test_user.pw_gid}", "--clear-groups",
+         sys.executable, "-m", "roar", "run", "--", "true"],
+        cwd=tmp_path, capture_output=True, env={**os.environ, "HOME": test_user.pw_dir})
+    assert proc.returncode == 121
+    assert "sudo roar run" in one_line_error(proc)
+    assert no_record(tmp_path)
+
+
+def test_under_sudo_runs_as_the_user(tmp_path: Path, test_user: pwd.struct_passwd) -> None:
+    """With sudo's variables set, the command runs as the invoking user and
+    every file roar writes belongs to that user."""
+    os.chown(tmp_path, test_user.pw_uid, test_user.pw_gid)
+    env = {**os.environ, "SUDO_UID": str(test_user.pw_uid), "SUDO_GID": str(test_user.pw_gid),
+           "SUDO_USER": TEST_USER, "HOME": "/root"}
+    proc = subprocess.run([sys.executable, "-m", "roar", "run", "-q", "--", "sh", "-c",
+                           'id -u > uid.txt; echo "$HOME" > home.txt'],
+                          cwd=tmp_path, capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "uid.txt").read_text().strip() == str(test_user.pw_uid)
+    assert (tmp_path / "home.txt").read_text().strip() == test_user.pw_dir
+    for path in [tmp_path / ".roar", *(tmp_path / ".roar").rglob("*")]:
+        assert path.stat().st_uid == test_user.pw_uid, path
+
+
+def test_sigterm_goes_to_the_tree_and_job_is_recorded(tmp_path: Path) -> None:
+    script = 'trap "echo term > got.txt; exit 5" TERM; echo started > started.txt; while :; do sleep 0.05; done'
+    proc = subprocess.Popen([sys.executable, "-m", "roar", "run", "-q", "--", "sh", "-c", script],
+                            cwd=tmp_path, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "started.txt").exists():
+        assert time.monotonic() < deadline, "traced command never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 5
+    assert (tmp_path / "got.txt").read_text() == "term\n"
+    record = json.loads(roar("show", "@1", "--json", cwd=tmp_path).stdout)
+    assert record["exit"]["status"] == "interrupted"
+    assert record["exit_code"] == 5
+    assert {Path(o["path"]).name for o in record["outputs"]} == {"got.txt", "started.txt"}
+
+
+def test_ctrl_c_reaches_the_command_not_roar(tmp_path: Path) -> None:
+    """On a terminal, Ctrl-C interrupts the traced command; roar records it."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [sys.executable, "-m", "roar", "run", "-q", "--", "sh", "-c",
+                                  "echo ready; sleep 30"])
+    output = b""
+    deadline = time.monotonic() + 20
+    while b"ready" not in output:
+        assert time.monotonic() < deadline, output
+        if select.select([fd], [], [], 0.5)[0]:
+            output += os.read(fd, 1024)
+    os.write(fd, b"\x03")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT
+    record = json.loads(roar("show", "@1", "--json", cwd=tmp_path).stdout)
+    assert record["exit"]["signal"] == signal.SIGINT
+    assert record["exit"]["status"] == "interrupted"
+
+
+def test_lost_events_are_counted_and_warned(tmp_path: Path) -> None:
+    """A 4 KiB ring buffer cannot hold a burst of 2,000 new files: the loss is
+    recorded and shown, never silent."""
+    script = "for i in $(seq 1 2000); do : > f$i; done"
+    proc = roar("run", "--ring-buffer", "4K", "--", "bash", "-c", script, cwd=tmp_path)
+    assert proc.returncode == 0
+    record = json.loads(roar("show", "@1", "--json", cwd=tmp_path).stdout)
+    assert record["tracer"]["dropped"] > 0
+    assert any("were lost" in w for w in record["warnings"])
+    assert "were lost" in proc.stderr.decode()
+
+
+def test_default_buffer_loses_nothing_in_the_same_burst(tmp_path: Path) -> None:
+    traced = roar_run(["bash", "-c", "for i in $(seq 1 2000); do : > f$i; done"], tmp_path)
+    assert traced.record["tracer"]["dropped"] == 0
+    assert len(traced.outputs(tmp_path.resolve())) == 2000
+
+
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool is not installed")
+def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
+    ours = {"on_sys_exit", "on_fork", "on_exec", "on_exit"}
+
+    def attached() -> set[str]:
+        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, check=True).stdout
+        return {p.get("name", "") for p in json.loads(out)} & ours
+
+    during = subprocess.Popen([sys.executable, "-m", "roar", "run", "-q", "--", "sleep", "2"], cwd=tmp_path)
+    deadline = time.monotonic() + 20
+    while attached() != ours:
+        assert time.monotonic() < deadline, "roar's programs never showed up while a job ran"
+        time.sleep(0.1)
+    assert during.wait(timeout=30) == 0
+    assert attached() == set()
