@@ -129,6 +129,7 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
     record = _build_record(argv, options, cwd, started_at, ended_at, status, child.interrupted,
                            collector, files, hasher, dropped, truncated, seen_full)
     hasher.close()
+    _add_context(record, workspace, env)
     workspace.add_job(record)
     return RunResult(record, jobrec.exit_code_of(status))
 
@@ -189,6 +190,20 @@ def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted,
         "warnings": warnings,
         "labels": dict(options.labels),
     }
+
+
+def _add_context(record: dict[str, Any], workspace: Workspace, env: dict[str, str]) -> None:
+    """The world the job ran in: machine, packages it used, environment, git."""
+    from roar.record import context
+
+    record["context"] = context.capture(
+        cwd=record["cwd"], argv=record["argv"], env=env, processes=record["processes"],
+        paths_read=record["system_reads"] + [i["path"] for i in record["inputs"]],
+        cache_dir=workspace.dir / "cache")
+    record["warnings"] += context.warnings(record["context"])
+    cache_dir = workspace.dir / "cache"
+    for path in (cache_dir, *cache_dir.rglob("*")):   # under sudo: the user's, like the rest
+        workspace.give(path)
 
 
 def _file_entry(seen: Seen, hashes: dict[str, str], size: int | None, pids: set[int]) -> dict[str, Any]:
