@@ -46,8 +46,9 @@ class _InputHasher:
     """Hashes each input as soon as it is first read, while the job runs, so the
     hash is of the content as read even if the job later changes the file."""
 
-    def __init__(self, algorithms: tuple[str, ...]) -> None:
+    def __init__(self, algorithms: tuple[str, ...], cache) -> None:
         self.algorithms = algorithms
+        self.cache = cache
         self.pool: ThreadPoolExecutor | None = None
         self.pending: dict[str, tuple[Future, int, int]] = {}
 
@@ -56,11 +57,11 @@ class _InputHasher:
 
         if size <= SYNC_HASH_MAX:   # small: hash now, the job may rewrite it in a moment
             future: Future = Future()
-            future.set_result(_hash_with_stat(hash_file, path, self.algorithms))
+            future.set_result(_hash_with_stat(hash_file, path, self.algorithms, self.cache))
         else:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="roar-hash")
-            future = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms)
+            future = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms, self.cache)
         self.pending[path] = (future, size, mtime_ns)
 
     def result(self, path: str) -> tuple[dict[str, str] | None, int | None, str | None]:
@@ -70,7 +71,8 @@ class _InputHasher:
         if hashes is None:
             return None, size, f"input {path} vanished before it could be hashed"
         if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size):
-            return hashes, st.st_size, f"input {path} changed while the job ran: its hash is of a later content"
+            return hashes, st.st_size, (f"input {path} changed while the job ran: "
+                                        "its hash is of a later content")
         return hashes, size, None
 
     def close(self) -> None:
@@ -78,18 +80,30 @@ class _InputHasher:
             self.pool.shutdown(wait=True)
 
 
-def _hash_with_stat(hash_file, path: str, algorithms: tuple[str, ...]):
+def _hash_with_stat(hash_file, path: str, algorithms: tuple[str, ...], cache):
     try:
         st = os.stat(path)
-        return hash_file(path, algorithms), st
+        return hash_file(path, algorithms, cache=cache), st
     except OSError:
         return None, None
 
 
+@dataclass
+class _Observed:
+    """What tracing one command produced."""
+
+    status: int                 # wait status of the command
+    interrupted: bool           # roar was signalled and passed it on
+    started_at: float
+    ended_at: float
+    collector: Any              # roar.tracer.collector.Collector
+    files: FileSets
+    counters: list[int]         # kernel counters: dropped, paths truncated, dedup map full
+
+
 def run_job(argv: list[str], options: RunOptions) -> RunResult:
     from roar.tracer import launcher
-    from roar.tracer.collector import Collector
-    from roar.tracer.loader import Tracer, preflight
+    from roar.tracer.loader import preflight
 
     if not argv:
         raise UsageError("no command given: use `roar run [--] CMD [ARGS...]`")
@@ -101,7 +115,19 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
     env = launcher.child_environment(user)
     program = launcher.resolve_program(argv[0], env)
 
-    hasher = _InputHasher(options.hash_algorithms)
+    cache = workspace.hash_cache()   # an unchanged file is never hashed twice
+    try:
+        return _trace_and_record(argv, options, cwd, workspace, user, env, program, cache)
+    finally:
+        cache.close()
+
+
+def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache) -> RunResult:
+    from roar.tracer import launcher
+    from roar.tracer.collector import Collector
+    from roar.tracer.loader import Tracer
+
+    hasher = _InputHasher(options.hash_algorithms, cache)
     files = FileSets(str(workspace.dir), on_input=hasher.submit)
     collector = Collector(files)
     started_at, start_ns = time.time(), time.monotonic_ns()
@@ -121,23 +147,25 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
             child.restore_terminal()
             child.close()
         tracer.drain()
-        dropped, truncated, seen_full = tracer.counters()
+        counters = tracer.counters()
     finally:
         tracer.close()     # detach now: nothing stays attached after the job
-    ended_at = time.time()
 
-    record = _build_record(argv, options, cwd, started_at, ended_at, status, child.interrupted,
-                           collector, files, hasher, dropped, truncated, seen_full)
+    observed = _Observed(status, child.interrupted, started_at, time.time(), collector, files, counters)
+    record = _build_record(argv, options, cwd, observed, hasher, cache)
     hasher.close()
     _add_context(record, workspace, env)
     workspace.add_job(record)
     return RunResult(record, jobrec.exit_code_of(status))
 
 
-def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted, collector, files,
-                  hasher, dropped, truncated, seen_full) -> dict[str, Any]:
+def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Observed,
+                  hasher: _InputHasher, cache) -> dict[str, Any]:
     from roar.artifacts.hashing import hash_file
 
+    files, collector = observed.files, observed.collector
+    dropped, truncated, seen_full = observed.counters
+    started_at, ended_at, status = observed.started_at, observed.ended_at, observed.status
     warnings: list[str] = []
     inputs = []
     for seen in files.inputs.values():
@@ -149,7 +177,7 @@ def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted,
     outputs = []
     for seen in files.outputs():
         try:
-            hashes = hash_file(seen.path, options.hash_algorithms)
+            hashes = hash_file(seen.path, options.hash_algorithms, cache=cache)
             size = os.stat(seen.path).st_size
         except OSError:
             continue
@@ -173,7 +201,7 @@ def _build_record(argv, options, cwd, started_at, ended_at, status, interrupted,
         "started_at": started_at,
         "ended_at": ended_at,
         "duration_s": round(ended_at - started_at, 6),
-        "exit": jobrec.exit_fields(status, interrupted),
+        "exit": jobrec.exit_fields(status, observed.interrupted),
         "exit_code": jobrec.exit_code_of(status),
         "processes": [p.as_record() for p in collector.processes.values()],
         "failed_execs": collector.failed_execs,

@@ -39,9 +39,9 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def _register() -> None:
-    from roar.cli import run, show
+    from roar.cli import dag, db, get, label, log, put, reset, run, show, status
 
-    for module in (run, show):
+    for module in (run, show, get, put, status, dag, log, label, reset, db):
         module.register(app)
 
 
@@ -58,6 +58,16 @@ def run_cli() -> None:
         app()
     except RoarError as error:
         fail(error)
+    except Exception as exc:
+        import sqlite3
+
+        if isinstance(exc, sqlite3.OperationalError):
+            fail(RoarError(f"the index .roar/roar.db: {exc}; try again"))
+        if isinstance(exc, sqlite3.DatabaseError):
+            from roar.errors import CorruptStore
+
+            fail(CorruptStore(f"the index .roar/roar.db cannot be read ({exc}): run `roar db rebuild`"))
+        raise
     except KeyboardInterrupt:
         sys.stderr.write("roar: interrupted\n")
         sys.exit(130)

@@ -34,10 +34,23 @@ def parse_size(text: str) -> int:
     return size
 
 
-def _run(kind: str, command: List[str], ring_buffer: str, verbose: bool, quiet: bool) -> None:
+def hash_algorithms(extra: List[str]) -> tuple[str, ...]:
+    """blake3 always, plus each --hash algorithm hashlib knows."""
+    import hashlib
+
+    names = [name.lower() for name in extra]
+    for name in names:
+        if name != "blake3" and name not in hashlib.algorithms_available:
+            raise UsageError(f"unknown hash algorithm {name!r}: use one of blake3, sha256, sha1, md5, sha512")
+    return tuple(dict.fromkeys(["blake3", *names]))
+
+
+def _run(kind: str, command: List[str], ring_buffer: str, hashes: List[str], verbose: bool,
+         quiet: bool) -> None:
     from roar.runner import RunOptions, run_job
 
-    options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose)
+    options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
+                         hash_algorithms=hash_algorithms(hashes))
     result = run_job(list(command), options)
     if not quiet or result.record["warnings"]:
         sys.stderr.write(_summary(result.record) + "\n")
@@ -47,6 +60,8 @@ def _run(kind: str, command: List[str], ring_buffer: str, verbose: bool, quiet: 
 COMMAND = typer.Argument(None, metavar="[--] CMD [ARGS]...", help="The command to trace.")
 RING = typer.Option("16M", "--ring-buffer", metavar="SIZE",
                     help="Kernel ring buffer size, a power of two (64K, 16M, ...).")
+HASH = typer.Option([], "--hash", metavar="ALGORITHM",
+                    help="Also hash inputs and outputs with ALGORITHM (sha256, ...); repeatable.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show libbpf's and the verifier's log.")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing unless there are warnings.")
 CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
@@ -54,15 +69,15 @@ CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
 def register(app: typer.Typer) -> None:
     @app.command("run", context_settings=CONTEXT)
-    def run_cmd(command: List[str] = COMMAND, ring_buffer: str = RING, verbose: bool = VERBOSE,
-                quiet: bool = QUIET) -> None:
+    def run_cmd(command: List[str] = COMMAND, ring_buffer: str = RING, hashes: List[str] = HASH,
+                verbose: bool = VERBOSE, quiet: bool = QUIET) -> None:
         """Run CMD under the eBPF tracer (needs root: `sudo roar run ...`) and record it as a job.
 
         Exits with the command's own status (128+N when killed by signal N)."""
-        _run("run", command or [], ring_buffer, verbose, quiet)
+        _run("run", command or [], ring_buffer, hashes, verbose, quiet)
 
     @app.command("build", context_settings=CONTEXT)
-    def build_cmd(command: List[str] = COMMAND, ring_buffer: str = RING, verbose: bool = VERBOSE,
-                  quiet: bool = QUIET) -> None:
+    def build_cmd(command: List[str] = COMMAND, ring_buffer: str = RING, hashes: List[str] = HASH,
+                  verbose: bool = VERBOSE, quiet: bool = QUIET) -> None:
         """Like `run`, but a build step (install, compile): shown as @B1, @B2 and replayed first."""
-        _run("build", command or [], ring_buffer, verbose, quiet)
+        _run("build", command or [], ring_buffer, hashes, verbose, quiet)

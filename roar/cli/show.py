@@ -1,25 +1,50 @@
-"""`roar show REF`: one job as text or JSON (the full inspection CLI builds on this)."""
+"""`roar show REF`: a job, an artifact or a session, as text or JSON."""
 
 from __future__ import annotations
 
-import json
-import sys
-
 import typer
+
+from roar.cli.output import JSON, emit_json, emit_text
+
+REF_HELP = "@N (step), a job uid, an artifact hash or unique prefix, a path, or session[:N]."
 
 
 def register(app: typer.Typer) -> None:
     @app.command("show")
-    def show_cmd(ref: str = typer.Argument(..., help="@N (step), or a job uid or unique prefix."),
-                 as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/json.md).")) -> None:
-        """Show a recorded job."""
-        from roar.lineage.refs import resolve_job
-        from roar.record.render import job_json, job_text
+    def show_cmd(ref: str = typer.Argument(..., help=REF_HELP), as_json: bool = JSON) -> None:
+        """Show a recorded job (command, times, exit, files, processes, labels), an artifact
+        (hashes, size, paths, producer and consumer jobs, lineage) or a session."""
+        from roar.lineage import queries, refs
+        from roar.lineage.status import session_summary
+        from roar.record import render
+        from roar.store import labels
         from roar.store.workspace import Workspace
 
         ws = Workspace.find()
-        record = resolve_job(ws, ref)
-        if as_json:
-            sys.stdout.write(json.dumps(job_json(record), indent=2) + "\n")
-        else:
-            sys.stdout.write(job_text(record))
+        conn = ws.index()
+        try:
+            found = refs.resolve(conn, ref)
+            if found.kind == "job":
+                record = ws.read_record(found.id)
+                links = queries.job_links(conn, found.id)
+                current = labels.current(conn, "job", found.id)
+                if as_json:
+                    emit_json(render.job_json(record, links, current))
+                else:
+                    emit_text(render.job_text(record, links, current))
+            elif found.kind == "artifact":
+                info = queries.artifact(conn, found.id)
+                if found.path:
+                    info["ref_path"] = found.path
+                if as_json:
+                    emit_json(info)
+                else:
+                    emit_text(render.artifact_text(info))
+            else:
+                summary = session_summary(conn, found.id)
+                if as_json:
+                    emit_json(summary)
+                else:
+                    emit_text(render.session_text(summary))
+        finally:
+            conn.close()

@@ -1,41 +1,129 @@
-"""Resolving what users type to name a job: @N, @BN, or a uid (or unique prefix)."""
+"""Resolving what users type to name a session, a job or an artifact.
+
+- `@N` / `@BN`: step N (build step N) of the current session;
+- `session` (the current one), `session:N` (its number) or `session:ID` (id prefix);
+- a job uid or unique prefix; an artifact digest (any algorithm) or unique prefix;
+- a path: the latest artifact recorded at that path (docs/refs.md).
+"""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import string
+from dataclasses import dataclass
 from typing import Any
 
 from roar.errors import AmbiguousRef, RefNotFound
 from roar.store import index
 from roar.store.workspace import Workspace
 
+HEX = set(string.hexdigits.lower())
+MAX_CANDIDATES = 10
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: str      # session | job | artifact
+    id: str        # session id, job uid or artifact hash
+    path: str | None = None   # set when the ref was a path
+
 
 def resolve_job(ws: Workspace, ref: str) -> dict[str, Any]:
+    """The record of the job `ref` names (RefNotFound when it names something else)."""
     conn = ws.index()
     try:
-        uid = _job_uid(conn, ref)
+        found = resolve(conn, ref)
     finally:
         conn.close()
-    return ws.read_record(uid)
+    if found.kind != "job":
+        raise RefNotFound(f"{ref!r} is {'an' if found.kind == 'artifact' else 'a'} {found.kind}, not a job")
+    return ws.read_record(found.id)
 
 
-def _job_uid(conn, ref: str) -> str:
+def resolve(conn: sqlite3.Connection, ref: str, cwd: str | None = None) -> Ref:
     if ref.startswith("@"):
-        build = ref[1:2].upper() == "B"
-        number = ref[2:] if build else ref[1:]
-        if not number.isdigit():
-            raise RefNotFound(f"bad step reference {ref}: use @N or @BN, e.g. @1")
-        session = index.current_session(conn, create=False)
-        kind = "type = 'build'" if build else "type != 'build'"
-        row = conn.execute(f"SELECT uid FROM jobs WHERE session_id = ? AND step = ? AND {kind}",
-                           (session, int(number))).fetchone()
-        if row is None:
-            raise RefNotFound(f"no step {ref} in the current session: `roar log` lists the jobs")
-        return row[0]
-    rows = conn.execute("SELECT uid FROM jobs WHERE uid LIKE ? ORDER BY uid LIMIT 11",
-                        (ref.lower() + "%",)).fetchall()
+        return Ref("job", _step(conn, ref))
+    if ref == "session" or ref.startswith("session:"):
+        return Ref("session", _session(conn, ref))
+    looks_like_path = "/" in ref or os.path.lexists(os.path.join(cwd or os.getcwd(), ref))
+    if looks_like_path:
+        found = _path(conn, ref, cwd)
+        if found:
+            return found
+    digits = ref.lower().rpartition(":")[2]
+    if digits and set(digits) <= HEX:
+        found = _prefix(conn, ref.lower())
+        if found:
+            return found
+    if not looks_like_path:
+        found = _path(conn, ref, cwd)
+        if found:
+            return found
+    if looks_like_path:
+        raise RefNotFound(f"{ref} was never recorded as an input or output of a job")
+    raise RefNotFound(f"nothing matches {ref!r}: not a step, job uid, artifact hash or recorded path "
+                      "(`roar log` lists the jobs)")
+
+
+def _step(conn: sqlite3.Connection, ref: str) -> str:
+    build = ref[1:2].upper() == "B"
+    number = ref[2:] if build else ref[1:]
+    if not number.isdigit():
+        raise RefNotFound(f"bad step reference {ref}: use @N or @BN, e.g. @1")
+    session = index.current_session(conn)
+    kind = "type = 'build'" if build else "type != 'build'"
+    row = conn.execute(f"SELECT uid FROM jobs WHERE session_id = ? AND step = ? AND {kind}",
+                       (session, int(number))).fetchone()
+    if row is None:
+        raise RefNotFound(f"no step {ref} in the current session: `roar log` lists the jobs")
+    return row[0]
+
+
+def _session(conn: sqlite3.Connection, ref: str) -> str:
+    if ref == "session":
+        current = index.current_session(conn)
+        if current is None:
+            raise RefNotFound("no session yet: it begins with the first `roar run`")
+        return current
+    key = ref.split(":", 1)[1].lower()
+    rows = conn.execute("SELECT id FROM sessions WHERE seq = ?", (int(key),)).fetchall() if key.isdigit() else []
+    rows = rows or conn.execute("SELECT id FROM sessions WHERE id >= ? AND id < ? ORDER BY seq",
+                                (key, key + "g")).fetchall()
     if not rows:
-        raise RefNotFound(f"no job matches {ref!r}: `roar log` lists the jobs")
+        raise RefNotFound(f"no session {key!r}: `roar log --all` shows the sessions")
     if len(rows) > 1:
-        raise AmbiguousRef(f"{ref!r} matches several jobs: {', '.join(r[0] for r in rows[:10])}; "
-                           "give more characters")
+        raise AmbiguousRef(f"{ref!r} matches several sessions: {', '.join(r[0] for r in rows)}")
     return rows[0][0]
+
+
+def _prefix(conn: sqlite3.Connection, ref: str) -> Ref | None:
+    algorithm, _, prefix = ref.rpartition(":")
+    upper = prefix + "g"   # digests are lowercase hex: every one starting with prefix sorts below
+    candidates: list[Ref] = []
+    if not algorithm:
+        candidates += [Ref("job", r[0]) for r in conn.execute(
+            "SELECT uid FROM jobs WHERE uid >= ? AND uid < ? ORDER BY uid LIMIT ?",
+            (prefix, upper, MAX_CANDIDATES + 1))]
+    query = "SELECT DISTINCT artifact FROM artifact_hashes WHERE digest >= ? AND digest < ?"
+    params: tuple = (prefix, upper)
+    if algorithm:
+        query += " AND algorithm = ?"
+        params += (algorithm,)
+    candidates += [Ref("artifact", r[0]) for r in conn.execute(query + f" LIMIT {MAX_CANDIDATES + 1}", params)]
+    if len(candidates) > 1:
+        listed = ", ".join(f"{c.kind} {c.id}" for c in candidates[:MAX_CANDIDATES])
+        more = " and more" if len(candidates) > MAX_CANDIDATES else ""
+        raise AmbiguousRef(f"{ref!r} matches several: {listed}{more}; give more characters")
+    return candidates[0] if candidates else None
+
+
+def _path(conn: sqlite3.Connection, ref: str, cwd: str | None) -> Ref | None:
+    absolute = os.path.abspath(os.path.join(cwd or os.getcwd(), ref))
+    for path in dict.fromkeys((os.path.realpath(absolute), absolute)):
+        row = conn.execute(
+            "SELECT jf.artifact FROM job_files jf JOIN jobs j ON j.uid = jf.job WHERE jf.path = ?"
+            " ORDER BY j.seq DESC, jf.role = 'output' DESC LIMIT 1", (index.db_path(path),)).fetchone()
+        if row:
+            return Ref("artifact", row[0], path)
+    return None

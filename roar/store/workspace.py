@@ -1,22 +1,36 @@
-"""The workspace: where `.roar/` lives, who owns it, and adding a job to it.
+"""The workspace: where `.roar/` lives, who owns it, and every change to it.
 
 `.roar/` is found by walking up from the current directory; `roar run`
 creates it on first use at the git repository root, else in the current
 directory. Under sudo every file roar writes here is given to the invoking
 user, so later commands work without sudo.
+
+Durable state is files, each written atomically before the index row that
+points at it: jobs/<uid>.msgpack (records), sessions/<id>.msgpack,
+labels/<id>.msgpack (one label change each). Opening the index notices files
+a crash left unindexed and indexes them (self-healing); `rebuild()` redoes
+the whole index from the files (docs/store.md).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from roar.errors import NotAWorkspace, WorkspaceUnwritable
+import msgpack
+
+from roar.errors import CorruptStore, NotAWorkspace, WorkspaceUnwritable
 from roar.record import job as jobrec
 
 DIRNAME = ".roar"
+SESSION_FORMAT = "roar.session"
+LABEL_FORMAT = "roar.label"
+FILE_VERSION = 1
 
 
 def invoking_user() -> tuple[int, int] | None:
@@ -39,6 +53,8 @@ class Workspace:
         self.root = root
         self.dir = root / DIRNAME
         self.jobs_dir = self.dir / "jobs"
+        self.sessions_dir = self.dir / "sessions"
+        self.labels_dir = self.dir / "labels"
         self.owner = owner
 
     @classmethod
@@ -64,14 +80,15 @@ class Workspace:
 
     def create(self) -> None:
         try:
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+            for d in (self.jobs_dir, self.sessions_dir, self.labels_dir):
+                d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkspaceUnwritable(
                 f"cannot create {self.dir}: {exc.strerror}; run roar where you can write, "
                 "or fix the permissions"
             ) from None
-        self.give(self.dir)
-        self.give(self.jobs_dir)
+        for d in (self.dir, self.jobs_dir, self.sessions_dir, self.labels_dir):
+            self.give(d)
 
     def check_writable(self) -> None:
         """Before a job runs: fail now rather than lose its record at the end."""
@@ -99,10 +116,12 @@ class Workspace:
 
     def write_record(self, record: dict[str, Any]) -> Path:
         """Write atomically: a reader sees the whole record or none of it."""
-        path = self.record_path(record["uid"])
-        data = jobrec.encode(record)
+        return self._write_atomic(self.record_path(record["uid"]), jobrec.encode(record))
+
+    def _write_atomic(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(exist_ok=True)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.jobs_dir, prefix=f".{record['uid']}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -115,21 +134,36 @@ class Workspace:
                     os.unlink(tmp)
                 raise
         except OSError as exc:
-            raise WorkspaceUnwritable(
-                f"cannot write the job record in {self.jobs_dir}: {exc.strerror}"
-            ) from None
+            raise WorkspaceUnwritable(f"cannot write {path}: {exc.strerror}") from None
         return path
 
     def index(self):
         """An open connection to the SQLite index (created and migrated on first use)."""
         from roar.store import index
 
-        path = self.dir / index.DB_NAME
+        path = self.db_path
         conn = index.connect(path)
         for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if p.exists():
                 self.give(p)
+        try:
+            self.heal(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @property
+    def db_path(self) -> Path:
+        from roar.store import index
+
+        return self.dir / index.DB_NAME
+
+    def hash_cache(self):
+        """The workspace's hash cache (roar.artifacts.cache.HashCache); close it after use."""
+        from roar.artifacts.cache import HashCache
+
+        return HashCache(self.db_path)
 
     def add_job(self, record: dict[str, Any]) -> dict[str, Any]:
         """Give the job its session and step, write its record, index it.
@@ -141,9 +175,8 @@ class Workspace:
 
         conn = self.index()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                record["session"] = index.current_session(conn)
+            with _write_transaction(conn):
+                record["session"] = index.current_session(conn) or self._new_session(conn)
                 # builds are numbered apart (@B1, @B2, ...) from the other steps
                 same_kind = "type = 'build'" if record["type"] == "build" else "type != 'build'"
                 record["step"] = conn.execute(
@@ -152,14 +185,201 @@ class Workspace:
                 ).fetchone()[0]
                 self.write_record(record)
                 index.index_job(conn, record)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         finally:
             conn.close()
         return record
 
     def read_record(self, uid: str) -> dict[str, Any]:
         path = self.record_path(uid)
-        return jobrec.decode(path.read_bytes(), source=str(path))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptStore(f"the record {path} is missing but indexed: run `roar db rebuild`") from None
+        return jobrec.decode(data, source=str(path))
+
+    # sessions
+
+    def reset(self) -> dict[str, Any]:
+        """End the current session and start the next one; returns the new session."""
+        from roar.store import index
+
+        conn = self.index()
+        try:
+            with _write_transaction(conn):
+                current = index.current_session(conn)
+                if current:
+                    old = self._session_row(conn, current)
+                    old["ended_at"] = time.time()
+                    self._write_session(old)
+                    index.index_session(conn, old)
+                sid = self._new_session(conn)
+                return self._session_row(conn, sid)
+        finally:
+            conn.close()
+
+    def _new_session(self, conn: sqlite3.Connection) -> str:
+        from roar.store import index
+
+        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions").fetchone()[0]
+        session = {"id": uuid.uuid4().hex[:16], "seq": seq, "started_at": time.time(), "ended_at": None}
+        self._write_session(session)
+        index.index_session(conn, session)
+        return session["id"]
+
+    def _write_session(self, session: dict[str, Any]) -> None:
+        doc = {"format": SESSION_FORMAT, "version": FILE_VERSION, **session}
+        self._write_atomic(self.sessions_dir / f"{session['id']}.msgpack", msgpack.packb(doc))
+
+    @staticmethod
+    def _session_row(conn: sqlite3.Connection, sid: str) -> dict[str, Any]:
+        row = conn.execute("SELECT id, seq, started_at, ended_at FROM sessions WHERE id = ?", (sid,)).fetchone()
+        return dict(zip(("id", "seq", "started_at", "ended_at"), row))
+
+    # labels
+
+    def add_label_changes(self, target_kind: str, target: str, changes: dict[str, str | None]) -> None:
+        """Record label changes (value None = unset) on a session, job or artifact."""
+        from roar.store import index
+
+        conn = self.index()
+        try:
+            with _write_transaction(conn):
+                for key, value in changes.items():
+                    at = time.time()
+                    change = {"id": f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}", "at": at,
+                              "target_kind": target_kind, "target": target, "key": key, "value": value}
+                    doc = {"format": LABEL_FORMAT, "version": FILE_VERSION, **change}
+                    self._write_atomic(self.labels_dir / f"{change['id']}.msgpack", msgpack.packb(doc))
+                    index.index_label(conn, change)
+        finally:
+            conn.close()
+
+    # index upkeep
+
+    def heal(self, conn: sqlite3.Connection) -> int:
+        """Index the files a crash left unindexed; returns how many. Cheap when
+        nothing is missing: one directory listing and one count per kind."""
+        missing = self._unindexed(conn)
+        if not any(missing.values()):
+            return 0
+        try:
+            with _write_transaction(conn):
+                missing = self._unindexed(conn)   # another process may have healed meanwhile
+                return self._index_files(conn, missing)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                return 0    # someone else's workspace: read what is indexed
+            raise
+
+    def rebuild(self) -> int:
+        """Recompute the index from the files; returns the number of jobs indexed.
+        An index that cannot be opened is moved aside (roar.db.corrupt-<time>)."""
+        from roar.store import index
+
+        try:
+            return self._rebuild_into(index.connect(self.db_path))
+        except sqlite3.OperationalError:
+            raise
+        except (CorruptStore, sqlite3.DatabaseError):
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for suffix in ("", "-wal", "-shm"):
+                p = self.db_path.with_name(self.db_path.name + suffix)
+                if p.exists():
+                    os.replace(p, p.with_name(f"{index.DB_NAME}.corrupt-{stamp}{suffix}"))
+            return self._rebuild_into(index.connect(self.db_path))
+
+    def _rebuild_into(self, conn: sqlite3.Connection) -> int:
+        from roar.store import index
+
+        try:
+            with _write_transaction(conn):
+                index.clear(conn)
+                self._index_files(conn, self._unindexed(conn))
+                return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        finally:
+            conn.close()
+
+    def _listing(self, directory: Path) -> set[str]:
+        try:
+            return {n[:-8] for n in os.listdir(directory) if n.endswith(".msgpack") and not n.startswith(".")}
+        except FileNotFoundError:
+            return set()
+
+    def _unindexed(self, conn: sqlite3.Connection) -> dict[str, set[str]]:
+        queries = {"sessions": "SELECT id FROM sessions",
+                   "jobs": "SELECT uid FROM jobs UNION ALL SELECT file FROM bad_files",
+                   "labels": "SELECT id FROM label_events WHERE origin = 'cli'"}
+        missing = {}
+        for kind, query in queries.items():
+            names = self._listing(self.dir / kind)
+            count_query = f"SELECT COUNT(*) FROM ({query})"
+            if len(names) == conn.execute(count_query).fetchone()[0]:
+                missing[kind] = set()
+            else:
+                missing[kind] = names - {r[0] for r in conn.execute(query)}
+        return missing
+
+    def _index_files(self, conn: sqlite3.Connection, missing: dict[str, set[str]]) -> int:
+        from roar.store import index
+
+        for sid in missing["sessions"]:
+            doc = self._read_doc(self.sessions_dir / f"{sid}.msgpack", SESSION_FORMAT)
+            if doc is not None:
+                index.index_session(conn, doc)
+        records = []
+        for uid in missing["jobs"]:
+            try:
+                records.append(self.read_record(uid))
+            except CorruptStore as exc:
+                conn.execute("INSERT OR REPLACE INTO bad_files VALUES (?, ?)", (uid, exc.message))
+        records.sort(key=lambda r: (r.get("ended_at") or 0, r["uid"]))
+        for record in records:
+            self._ensure_session(conn, record)
+            self._renumber_if_taken(conn, record)
+            index.index_job(conn, record)
+        for lid in sorted(missing["labels"]):
+            doc = self._read_doc(self.labels_dir / f"{lid}.msgpack", LABEL_FORMAT)
+            if doc is not None:
+                index.index_label(conn, doc)
+        return len(records)
+
+    def _read_doc(self, path: Path, fmt: str) -> dict[str, Any] | None:
+        try:
+            doc = msgpack.unpackb(path.read_bytes(), raw=False)
+        except (OSError, ValueError, msgpack.UnpackException):
+            return None
+        return doc if isinstance(doc, dict) and doc.get("format") == fmt else None
+
+    def _renumber_if_taken(self, conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+        """A record orphaned by a crash may hold a step another job took since:
+        it gets the next free step (its file is rewritten)."""
+        same_kind = "type = 'build'" if record["type"] == "build" else "type != 'build'"
+        query = f"FROM jobs WHERE session_id = ? AND {same_kind}"
+        if conn.execute(f"SELECT 1 {query} AND step = ?", (record["session"], record["step"])).fetchone():
+            record["step"] = conn.execute(f"SELECT MAX(step) + 1 {query}", (record["session"],)).fetchone()[0]
+            self.write_record(record)
+
+    @staticmethod
+    def _ensure_session(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+        """A record whose session file is gone still gets a session row."""
+        from roar.store import index
+
+        if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (record["session"],)).fetchone():
+            return
+        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions").fetchone()[0]
+        index.index_session(conn, {"id": record["session"], "seq": seq,
+                                   "started_at": record.get("started_at") or 0})
+
+
+class _write_transaction:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

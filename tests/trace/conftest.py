@@ -3,6 +3,7 @@ command under `roar run`, and run the same command under `strace -f`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -22,9 +23,11 @@ class Traced:
     record: dict
 
     def files(self, role: str, root: Path) -> set[str]:
-        """Paths of inputs or outputs inside root, relative to it."""
+        """Paths of inputs or outputs inside root, relative to it (exact bytes
+        from path_b64 where a name is not UTF-8)."""
         prefix = str(root) + "/"
-        return {f["path"][len(prefix):] for f in self.record[role] if f["path"].startswith(prefix)}
+        paths = {exact_path(f) for f in self.record[role]}
+        return {p[len(prefix):] for p in paths if p.startswith(prefix)}
 
     def inputs(self, root: Path) -> set[str]:
         return self.files("inputs", root)
@@ -34,6 +37,12 @@ class Traced:
 
     def entry(self, role: str, path: Path) -> dict:
         return next(f for f in self.record[role] if f["path"] == str(path))
+
+
+def exact_path(entry: dict) -> str:
+    if "path_b64" in entry:
+        return os.fsdecode(base64.b64decode(entry["path_b64"]))
+    return entry["path"]
 
 
 def roar(*args: str | bytes, cwd: Path, check: bool = False, **kw) -> subprocess.CompletedProcess:

@@ -96,7 +96,14 @@ def test_user() -> pwd.struct_passwd:
         return pwd.getpwnam(TEST_USER)
 
 
+def reachable_by_others(path: str) -> bool:
+    p = Path(path).resolve()
+    return all(os.stat(d).st_mode & 0o001 for d in p.parents) and os.stat(p).st_mode & 0o001 != 0
+
+
 def test_not_root_is_refused(tmp_path: Path, test_user: pwd.struct_passwd) -> None:
+    if not reachable_by_others(sys.executable):
+        pytest.skip(f"{sys.executable} cannot be run by other users (scripts/test uses /opt/roar/venv)")
     os.chown(tmp_path, test_user.pw_uid, test_user.pw_gid)
     proc = subprocess.run(
         ["setpriv", f"--reuid={test_user.pw_uid}", f"--regid={test_user.pw_gid}", "--clear-groups",
@@ -163,9 +170,10 @@ def test_ctrl_c_reaches_the_command_not_roar(tmp_path: Path) -> None:
 
 
 def test_lost_events_are_counted_and_warned(tmp_path: Path) -> None:
-    """A 4 KiB ring buffer cannot hold a burst of 2,000 new files: the loss is
+    """The command stops roar (its parent) and makes 500 files: a 4 KiB ring
+    buffer cannot hold their events until roar reads again. The loss is
     recorded and shown, never silent."""
-    script = "for i in $(seq 1 2000); do : > f$i; done"
+    script = "kill -STOP $PPID; for i in $(seq 1 500); do : > f$i; done; kill -CONT $PPID"
     proc = roar("run", "--ring-buffer", "4K", "--", "bash", "-c", script, cwd=tmp_path)
     assert proc.returncode == 0
     record = json.loads(roar("show", "@1", "--json", cwd=tmp_path).stdout)
@@ -175,23 +183,34 @@ def test_lost_events_are_counted_and_warned(tmp_path: Path) -> None:
 
 
 def test_default_buffer_loses_nothing_in_the_same_burst(tmp_path: Path) -> None:
-    traced = roar_run(["bash", "-c", "for i in $(seq 1 2000); do : > f$i; done"], tmp_path)
+    script = "kill -STOP $PPID; for i in $(seq 1 500); do : > f$i; done; kill -CONT $PPID"
+    traced = roar_run(["bash", "-c", script], tmp_path)
     assert traced.record["tracer"]["dropped"] == 0
-    assert len(traced.outputs(tmp_path.resolve())) == 2000
+    assert len(traced.outputs(tmp_path.resolve())) == 500
+
+
+def held_prog_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs attached through links that process pid holds."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:
+            continue
+        if "link_type:" in text:
+            ids.update(int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:"))
+    return ids
 
 
 @pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool is not installed")
 def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
-    ours = {"on_sys_exit", "on_fork", "on_exec", "on_exit"}
-
-    def attached() -> set[str]:
-        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, check=True).stdout
-        return {p.get("name", "") for p in json.loads(out)} & ours
-
     during = subprocess.Popen([sys.executable, "-m", "roar", "run", "-q", "--", "sleep", "2"], cwd=tmp_path)
     deadline = time.monotonic() + 20
-    while attached() != ours:
-        assert time.monotonic() < deadline, "roar's programs never showed up while a job ran"
-        time.sleep(0.1)
+    ours: set[int] = set()
+    while len(ours) < 4:
+        assert time.monotonic() < deadline, "roar's four programs never showed up while a job ran"
+        ours = held_prog_ids(during.pid)
+        time.sleep(0.05)
     assert during.wait(timeout=30) == 0
-    assert attached() == set()
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, check=True).stdout
+    assert ours.isdisjoint(p["id"] for p in json.loads(out))

@@ -1,0 +1,76 @@
+"""`roar label set|show|unset`: key=value labels on a session, job or artifact."""
+
+from __future__ import annotations
+
+from typing import List
+
+import typer
+
+from roar.cli.output import JSON, emit_json, emit_text
+
+REF = typer.Argument(..., help="session[:N], @N, a job uid, an artifact hash or prefix, or a path.")
+
+
+def _target(ref: str):
+    from roar.lineage import refs
+    from roar.store.workspace import Workspace
+
+    ws = Workspace.find()
+    conn = ws.index()
+    try:
+        return ws, refs.resolve(conn, ref)
+    finally:
+        conn.close()
+
+
+def register(app: typer.Typer) -> None:
+    label = typer.Typer(help="Labels: key=value metadata on a session, job or artifact, with history.",
+                        no_args_is_help=True)
+    app.add_typer(label, name="label")
+
+    @label.command("set")
+    def set_cmd(ref: str = REF, pairs: List[str] = typer.Argument(..., metavar="KEY=VALUE...")) -> None:
+        """Set labels (a later set of the same key replaces it; history is kept)."""
+        from roar.store import labels
+
+        changes = labels.parse_assignments(pairs)
+        ws, target = _target(ref)
+        ws.add_label_changes(target.kind, target.id, dict(changes))
+        emit_text(f"labelled {target.kind} {target.id}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+
+    @label.command("unset")
+    def unset_cmd(ref: str = REF, keys: List[str] = typer.Argument(..., metavar="KEY...")) -> None:
+        """Remove labels (the history keeps their old values)."""
+        from roar.store import labels
+
+        for key in keys:
+            labels.check_key(key)
+        ws, target = _target(ref)
+        ws.add_label_changes(target.kind, target.id, {key: None for key in keys})
+        emit_text(f"unset on {target.kind} {target.id}: {', '.join(keys)}")
+
+    @label.command("show")
+    def show_cmd(ref: str = REF, history: bool = typer.Option(False, "--history", help="Every change."),
+                 as_json: bool = JSON) -> None:
+        """The current labels (or, with --history, every change)."""
+        from roar.store import labels
+
+        ws, target = _target(ref)
+        conn = ws.index()
+        try:
+            current = labels.current(conn, target.kind, target.id)
+            changes = labels.history(conn, target.kind, target.id)
+        finally:
+            conn.close()
+        if as_json:
+            emit_json({"kind": target.kind, "id": target.id, "labels": current, "history": changes})
+        elif history:
+            import time
+
+            emit_text("\n".join(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(c['at']))}  "
+                + (f"set {c['key']}={c['value']}" if c["value"] is not None else f"unset {c['key']}")
+                + ("  (at run time)" if c["origin"] == "record" else "")
+                for c in changes) or "no label changes")
+        else:
+            emit_text("\n".join(f"{k}={v}" for k, v in sorted(current.items())) or "no labels")

@@ -1,0 +1,55 @@
+"""`roar status`: the current session at a glance."""
+
+from __future__ import annotations
+
+import typer
+
+from roar.cli.output import JSON, emit_json, emit_text
+
+SHOWN_STEPS = 15
+SHOWN_OUTPUTS = 15
+
+
+def _text(st: dict) -> str:
+    session = st["session"]
+    if session is None:
+        return f"workspace {st['workspace']}: no jobs recorded yet; start with `roar run CMD`\n"
+    lines = [f"session {session['number']} ({session['id']}): {session['jobs']} jobs, "
+             f"{len(st['stale'])} stale"]
+    lines += [f"  label {k}={v}" for k, v in sorted(session["labels"].items())]
+    steps = st["steps"]
+    if len(steps) > SHOWN_STEPS:
+        lines.append(f"  ... {len(steps) - SHOWN_STEPS} earlier steps (`roar log`)")
+    for s in steps[-SHOWN_STEPS:]:
+        flag = "  STALE" if s["stale"] else ""
+        lines.append(f"  {s['step']:<5} {s['status'] or '-':<11} {s['command']}{flag}")
+    if st["outputs"]:
+        lines.append("outputs:")
+        for o in st["outputs"][-SHOWN_OUTPUTS:]:
+            lines.append(f"  {o['path']}  {o['hash'].rpartition(':')[2][:12]}  ({o['step']})"
+                         + ("  STALE" if o["stale"] else ""))
+        if len(st["outputs"]) > SHOWN_OUTPUTS:
+            lines.append(f"  ... and {len(st['outputs']) - SHOWN_OUTPUTS} more (`roar dag`)")
+    if st["stale"]:
+        lines.append("stale:")
+        lines += [f"  {s['step']} {s['command']}: {'; '.join(s['reasons'])}" for s in st["stale"]]
+    warnings = [f"  {w['step']}: {w['message']}" for w in st["warnings"]]
+    warnings += [f"  unreadable record {b['file']}: {b['message']}" for b in st["unreadable_records"]]
+    if warnings:
+        lines.append("warnings:")
+        lines += warnings
+    return "\n".join(lines) + "\n"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status_cmd(as_json: bool = JSON) -> None:
+        """The current session: its steps and their status, latest outputs, what is stale, warnings."""
+        from roar.lineage.status import status
+        from roar.store.workspace import Workspace
+
+        st = status(Workspace.find())
+        if as_json:
+            emit_json(st)
+        else:
+            emit_text(_text(st))
