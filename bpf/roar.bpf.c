@@ -35,6 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define PROT_EXEC 0x4
 #define FMODE_CREATED 0x100000
 #define NAME_MAX 255
+#define READS (ROAR_ACC_READ | ROAR_ACC_MMAP_READ)
 
 /* Wake the reader only once this much is pending; it also polls every 100 ms.
  * Waking it per event made traced workloads 2.5x slower in the probe. */
@@ -59,7 +60,7 @@ struct seen_key {
  * repeated event at worst, never a lost one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 65536);   /* preallocated at load: bigger costs roar run's start-up */
 	__type(key, struct seen_key);
 	__type(value, __u32);
 } seen SEC(".maps");
@@ -359,6 +360,14 @@ __noinline int file_access(__u64 file, __u32 access)
 			count(ROAR_STAT_SEEN_FULL);
 	}
 
+	/* A system file read by another process of the job was reported already:
+	 * such reads only feed the package list, one fact per job is enough. */
+	struct seen_key job_key = key;
+	job_key.tgid = 0;
+	bits = !(fresh & ~READS) ? bpf_map_lookup_elem(&seen, &job_key) : NULL;
+	if (bits && !(fresh & ~*bits))
+		return 0;
+
 	struct scratch *s = scratch_get();
 	if (!s)
 		return 0;
@@ -373,9 +382,14 @@ __noinline int file_access(__u64 file, __u32 access)
 	e->_pad = 0;
 	__u32 off = put_file_path(s, sizeof(*e), f);
 	e->path_len = off - sizeof(*e);
+	bool system = system_path(s->buf + sizeof(*e));
+	if (system && !(fresh & ~READS)) {
+		__u32 all = fresh | (bits ? *bits : 0);
+		bpf_map_update_elem(&seen, &job_key, &all, BPF_ANY);
+	}
 	/* The first read of a user file wakes the collector at once: it hashes
 	 * the content before the job gets a chance to change it. */
-	submit_event(s, off, (fresh & (ROAR_ACC_READ | ROAR_ACC_MMAP_READ)) && !system_path(s->buf + sizeof(*e)));
+	submit_event(s, off, (fresh & READS) && !system);
 	return 0;
 }
 

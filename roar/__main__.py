@@ -1,3 +1,3 @@
-from roar.cli.main import run_cli
+from roar.cli.entry import main
 
-run_cli()
+main()

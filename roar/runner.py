@@ -9,10 +9,7 @@ command runs; the record is written once, atomically, after the command ended.
 from __future__ import annotations
 
 import os
-import shlex
 import time
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,25 +46,26 @@ class _InputHasher:
     def __init__(self, algorithms: tuple[str, ...], cache) -> None:
         self.algorithms = algorithms
         self.cache = cache
-        self.pool: ThreadPoolExecutor | None = None
-        self.pending: dict[str, tuple[Future, int, int]] = {}
+        self.pool = None    # a thread pool, made only when a big input needs it
+        self.pending: dict[str, tuple[Any, int, int]] = {}   # path -> (result or future, size, mtime)
 
     def submit(self, path: str, size: int, mtime_ns: int) -> None:
         from roar.artifacts.hashing import hash_file
 
         if size <= SYNC_HASH_MAX:   # small: hash now, the job may rewrite it in a moment
-            future: Future = Future()
-            future.set_result(_hash_with_stat(hash_file, path, self.algorithms, self.cache))
+            outcome: Any = _hash_with_stat(hash_file, path, self.algorithms, self.cache)
         else:
             if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="roar-hash")
-            future = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms, self.cache)
-        self.pending[path] = (future, size, mtime_ns)
+            outcome = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms, self.cache)
+        self.pending[path] = (outcome, size, mtime_ns)
 
     def result(self, path: str) -> tuple[dict[str, str] | None, int | None, str | None]:
         """(hashes, size, warning) for an input."""
-        future, size, mtime_ns = self.pending[path]
-        hashes, st = future.result()
+        outcome, size, mtime_ns = self.pending[path]
+        hashes, st = outcome if isinstance(outcome, tuple) else outcome.result()
         if hashes is None:
             return None, size, f"input {path} vanished before it could be hashed"
         if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size):
@@ -107,10 +105,10 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
 
     if not argv:
         raise UsageError("no command given: use `roar run [--] CMD [ARGS...]`")
+    preflight()      # privileges and kernel first: nothing else matters without them
     cwd = os.getcwd()
     workspace = Workspace.find_or_create(Path(cwd))
     workspace.check_writable()
-    preflight()
     user = launcher.target_user()
     env = launcher.child_environment(user)
     program = launcher.resolve_program(argv[0], env)
@@ -131,7 +129,10 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache) 
     files = FileSets(str(workspace.dir), on_input=hasher.submit)
     collector = Collector(files)
     started_at, start_ns = time.time(), time.monotonic_ns()
-    tracer = Tracer(collector.feed, ring_bytes=options.ring_bytes, verbose=options.verbose)
+    from roar.tracer import preload
+
+    tracer = Tracer(collector.feed, ring_bytes=options.ring_bytes, verbose=options.verbose,
+                    loaded=preload.take(options.ring_bytes, options.verbose))
     try:
         child = launcher.Launch(program, argv, env, user)
         collector.add_root(child.pid, os.getpid(), cwd, start_ns)
@@ -188,36 +189,25 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     if truncated:
         warnings.append(f"{truncated} paths were too long or deep to record in full")
     output_paths = {o["path"] for o in outputs}
-    return {
-        "format": jobrec.FORMAT,
-        "version": jobrec.VERSION,
-        "uid": uuid.uuid4().hex[:16],
-        "session": None,
-        "step": None,
-        "type": options.kind,
-        "command": shlex.join(argv),
-        "argv": list(argv),
-        "cwd": cwd,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "duration_s": round(ended_at - started_at, 6),
-        "exit": jobrec.exit_fields(status, observed.interrupted),
-        "exit_code": jobrec.exit_code_of(status),
-        "processes": [p.as_record() for p in collector.processes.values()],
-        "failed_execs": collector.failed_execs,
-        "inputs": inputs,
-        "outputs": outputs,
-        "read_and_written": sorted(p for p in files.inputs if p in output_paths),
-        "deleted": [p for p in files.deleted],
-        "renamed": [list(r) for r in files.renamed],
-        "system_reads": sorted(files.system_reads),
-        "other_writes": sorted(files.other_writes),
-        "tracer": {"backend": "ebpf", "roar_version": __version__, "events": collector.events,
-                   "dropped": dropped, "paths_truncated": truncated, "dedup_map_full": seen_full,
-                   "ring_buffer_bytes": options.ring_bytes},
-        "warnings": warnings,
-        "labels": dict(options.labels),
-    }
+    return jobrec.new_record(
+        options.kind, argv, cwd, started_at, ended_at,
+        exit=jobrec.exit_fields(status, observed.interrupted),
+        exit_code=jobrec.exit_code_of(status),
+        processes=[p.as_record() for p in collector.processes.values()],
+        failed_execs=collector.failed_execs,
+        inputs=inputs,
+        outputs=outputs,
+        read_and_written=sorted(p for p in files.inputs if p in output_paths),
+        deleted=list(files.deleted),
+        renamed=[list(r) for r in files.renamed],
+        system_reads=sorted(files.system_reads),
+        other_writes=sorted(files.other_writes),
+        tracer={"backend": "ebpf", "roar_version": __version__, "events": collector.events,
+                "dropped": dropped, "paths_truncated": truncated, "dedup_map_full": seen_full,
+                "ring_buffer_bytes": options.ring_bytes},
+        warnings=warnings,
+        labels=dict(options.labels),
+    )
 
 
 def _add_context(record: dict[str, Any], workspace: Workspace, env: dict[str, str]) -> None:

@@ -42,9 +42,9 @@ def build_with_context(argv, options, cwd, *rest):
                                 cache_dir=Path(cwd) / ".roar" / "cache")
     return record
 runner._build_record = build_with_context
-from roar.cli.main import run_cli
+from roar.cli.entry import main
 sys.argv = ["roar"] + sys.argv[1:]
-run_cli()
+main()
 """
 
 

@@ -1,8 +1,8 @@
 """The `roar` command: a Typer app whose verbs live one module each.
 
-Only this module prints errors and chooses exit codes (docs/exit-codes.md).
-Heavy imports happen inside the commands, so `roar --help` and the fixed cost
-of `roar run` stay small.
+roar.cli.entry is the console script: it prints errors and chooses exit codes
+(docs/exit-codes.md). Heavy imports happen inside the commands, so `roar --help`
+stays quick.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 
 import typer
-
-from roar.errors import RoarError
 
 app = typer.Typer(
     name="roar",
@@ -46,28 +44,3 @@ def _register() -> None:
 
 
 _register()
-
-
-def fail(error: RoarError) -> None:
-    sys.stderr.write(f"roar: {error.message}\n")
-    sys.exit(error.exit_code)
-
-
-def run_cli() -> None:
-    try:
-        app()
-    except RoarError as error:
-        fail(error)
-    except Exception as exc:
-        import sqlite3
-
-        if isinstance(exc, sqlite3.OperationalError):
-            fail(RoarError(f"the index .roar/roar.db: {exc}; try again"))
-        if isinstance(exc, sqlite3.DatabaseError):
-            from roar.errors import CorruptStore
-
-            fail(CorruptStore(f"the index .roar/roar.db cannot be read ({exc}): run `roar db rebuild`"))
-        raise
-    except KeyboardInterrupt:
-        sys.stderr.write("roar: interrupted\n")
-        sys.exit(130)

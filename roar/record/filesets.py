@@ -8,13 +8,15 @@ end, which files are inputs and which are outputs:
 - output: a file that exists when the job ends and whose content the job
   created or changed (written, truncated, created empty, renamed or linked
   into place); one created and deleted inside the job is neither.
-- pseudo filesystems, the workspace's own .roar/ and read-only system
-  locations are kept apart (`system_reads`, `other_writes`), not lineage.
+- pseudo filesystems, the workspace's own .roar/, read-only system locations
+  and installed Python code (site-packages, the standard library) are kept
+  apart (`system_reads`, `other_writes`), not lineage.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,13 +25,18 @@ PSEUDO_PREFIXES = ("/proc/", "/sys/", "/dev/")
 SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/", "/etc/")
 
 
+# an interpreter's installed code, wherever it lives (venv, pyenv, conda): the
+# packages record names it by distribution and version, file by file is noise
+INSTALLED_CODE = re.compile(r"/(site-packages|dist-packages)/|/lib/python\d+(\.\d+)?/")
+
+
 def path_class(path: str, roar_dir: str) -> str:
     """'pseudo', 'roar', 'system' or 'lineage'."""
     if path.startswith(PSEUDO_PREFIXES) or path in ("/proc", "/sys", "/dev"):
         return "pseudo"
     if path == roar_dir or path.startswith(roar_dir + "/"):
         return "roar"
-    if path.startswith(SYSTEM_PREFIXES):
+    if path.startswith(SYSTEM_PREFIXES) or INSTALLED_CODE.search(path):
         return "system"
     return "lineage"
 

@@ -8,7 +8,9 @@ read back as a str with surrogate escapes (os.fsdecode), so it round-trips.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import uuid
 from typing import Any
 
 import msgpack
@@ -19,6 +21,25 @@ FORMAT = "roar.job"
 VERSION = 1
 
 JOB_TYPES = ("run", "build", "get", "put")
+
+
+def new_record(kind: str, argv: list[str], cwd: str, started_at: float, ended_at: float,
+               **fields: Any) -> dict[str, Any]:
+    """A record with every key of the format (docs/record-format.md): identity,
+    command and times filled in, the rest empty unless given in `fields`."""
+    record: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "uid": uuid.uuid4().hex[:16],
+        "session": None, "step": None,   # given by the workspace when the job is added
+        "type": kind, "command": shlex.join(argv), "argv": list(argv), "cwd": cwd,
+        "started_at": started_at, "ended_at": ended_at,
+        "duration_s": round(ended_at - started_at, 6),
+        "exit": {"code": 0, "signal": None, "status": "ok"}, "exit_code": 0,
+        "processes": [], "failed_execs": [], "inputs": [], "outputs": [],
+        "read_and_written": [], "deleted": [], "renamed": [], "system_reads": [], "other_writes": [],
+        "tracer": {}, "warnings": [], "labels": {},
+    }
+    record.update(fields)
+    return record
 
 
 def encode(record: dict[str, Any]) -> bytes:

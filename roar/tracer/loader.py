@@ -11,7 +11,6 @@ import ctypes as ct
 import errno
 import os
 import select
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -21,12 +20,13 @@ from roar.tracer.events import STAT_COUNT
 
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
+INIT_PID_NS = 0xEFFFFFFC   # the host's PID namespace (PROC_PID_INIT_INO)
 DEFAULT_RING_BYTES = 16 << 20
 
 
 def object_path() -> Path:
     """The BPF object built at install time and shipped inside the package."""
-    return Path(str(resources.files("roar.tracer").joinpath("roar.bpf.o")))
+    return Path(__file__).with_name("roar.bpf.o")
 
 
 def _effective_caps() -> int:
@@ -50,6 +50,11 @@ def preflight() -> None:
             f"this kernel has no BTF ({BTF_PATH} is missing): roar needs a kernel built with "
             "CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.8)"
         )
+    if os.readlink("/proc/self/ns/pid") != f"pid:[{INIT_PID_NS}]":
+        raise KernelUnsupported(
+            "roar runs in a PID namespace of its own, but the kernel reports host PIDs: run it on "
+            "the host, or in a container started with --pid=host"
+        )
     if not object_path().exists():
         raise TracerError(
             f"the BPF object {object_path()} is missing: reinstall roar with scripts/setup"
@@ -57,63 +62,74 @@ def preflight() -> None:
     libbpf.lib()
 
 
+def load_object(ring_bytes: int = DEFAULT_RING_BYTES, verbose: bool = False) -> int:
+    """Open roar's BPF object, size it, and load it into the kernel (verifier
+    included): a bpf_object pointer, not yet attached."""
+    lb = libbpf.lib()
+    libbpf.route_log(_print_libbpf if verbose else None)
+    obj = lb.open_file(str(object_path()).encode(), None)
+    if not obj:
+        raise libbpf.fail(f"open {object_path()}")
+    try:
+        rc = lb.map_set_max_entries(_find_map(obj, "events"), ring_bytes)
+        if rc:
+            raise libbpf.fail("size the ring buffer", rc)
+        size = ct.c_size_t()
+        addr = lb.map_initial_value(_find_map(obj, ".rodata"), ct.byref(size))
+        if not addr or size.value < 8:
+            raise TracerError("the BPF object has no wakeup_bytes knob: reinstall roar")
+        # wake the reader at a quarter full at most, so a small buffer still drains in time
+        ct.c_uint64.from_address(addr).value = min(256 * 1024, ring_bytes // 4)
+        rc = lb.load(obj)
+    except BaseException:
+        lb.close(obj)
+        raise
+    if rc:
+        lb.close(obj)
+        code = abs(rc)
+        if code in (errno.EPERM, errno.EACCES):
+            raise NoPrivilege(
+                "the kernel refused to load roar's BPF programs (permission denied): run as "
+                "root, and check kernel.unprivileged_bpf_disabled and lockdown; "
+                "`roar run -v` shows the kernel's log"
+            )
+        raise KernelUnsupported(
+            f"the kernel refused to load roar's BPF programs ({os.strerror(code)}): "
+            "`roar run -v` shows the verifier's log; roar needs Linux 5.17+ with BTF"
+        )
+    return obj
+
+
+def _find_map(obj: int, name: str) -> int:
+    m = libbpf.lib().find_map(obj, name.encode())
+    if not m:
+        raise TracerError(f"the BPF object has no map {name}: reinstall roar")
+    return m
+
+
 class Tracer:
     """One loaded and attached BPF object, its ring buffer and its counters."""
 
     def __init__(self, on_event: Callable[[bytes], None], ring_bytes: int = DEFAULT_RING_BYTES,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, loaded: int | None = None) -> None:
+        """`loaded`: an object load_object() already made with these settings."""
         preflight()
         self._lib = libbpf.lib()
-        libbpf.route_log(_print_libbpf if verbose else None)
         self._obj: int | None = None
         self._links: list[int] = []
         self._ring: int | None = None
         self._callback_error: BaseException | None = None
         self._poller: select.poll | None = None
         try:
-            # wake the reader at a quarter full at most, so a small buffer still drains in time
-            self._open(ring_bytes, min(256 * 1024, ring_bytes // 4))
+            self._obj = loaded or load_object(ring_bytes, verbose)
             self._attach()
             self._start_ring(on_event)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, ring_bytes: int, wakeup_bytes: int) -> None:
-        lb = self._lib
-        obj = lb.open_file(str(object_path()).encode(), None)
-        if not obj:
-            raise libbpf.fail(f"open {object_path()}")
-        self._obj = obj
-        ring = self._map("events")
-        rc = lb.map_set_max_entries(ring, ring_bytes)
-        if rc:
-            raise libbpf.fail("size the ring buffer", rc)
-        rodata = self._map(".rodata")
-        size = ct.c_size_t()
-        addr = lb.map_initial_value(rodata, ct.byref(size))
-        if not addr or size.value < 8:
-            raise TracerError("the BPF object has no wakeup_bytes knob: reinstall roar")
-        ct.c_uint64.from_address(addr).value = wakeup_bytes   # the only .rodata variable
-        rc = lb.load(obj)
-        if rc:
-            code = abs(rc)
-            if code in (errno.EPERM, errno.EACCES):
-                raise NoPrivilege(
-                    "the kernel refused to load roar's BPF programs (permission denied): run as "
-                    "root, and check kernel.unprivileged_bpf_disabled and lockdown; "
-                    "`roar run -v` shows the kernel's log"
-                )
-            raise KernelUnsupported(
-                f"the kernel refused to load roar's BPF programs ({os.strerror(code)}): "
-                "`roar run -v` shows the verifier's log; roar needs Linux 5.11+ with BTF"
-            )
-
     def _map(self, name: str) -> int:
-        m = self._lib.find_map(self._obj, name.encode())
-        if not m:
-            raise TracerError(f"the BPF object has no map {name}: reinstall roar")
-        return m
+        return _find_map(self._obj, name)
 
     def _attach(self) -> None:
         lb = self._lib

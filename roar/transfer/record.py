@@ -8,10 +8,8 @@ No process is traced: roar itself moves the bytes, so `processes` is empty and
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +24,12 @@ def build(kind: str, argv: list[str], cwd: str, started_at: float, inputs: list[
           outputs: list[dict[str, Any]], transfer: dict[str, Any], roar_dir: Path) -> dict[str, Any]:
     ended_at = time.time()
     argv = ["roar", kind, *argv]
-    return {
-        "format": jobrec.FORMAT,
-        "version": jobrec.VERSION,
-        "uid": uuid.uuid4().hex[:16],
-        "session": None,
-        "step": None,
-        "type": kind,
-        "command": shlex.join(argv),
-        "argv": argv,
-        "cwd": cwd,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "duration_s": round(ended_at - started_at, 6),
-        "exit": {"code": 0, "signal": None, "status": "ok"},
-        "exit_code": 0,
-        "processes": [],
-        "failed_execs": [],
-        "inputs": inputs,
-        "outputs": outputs,
-        "read_and_written": [],
-        "deleted": [],
-        "renamed": [],
-        "system_reads": [],
-        "other_writes": [],
-        "tracer": {"backend": "none", "roar_version": __version__, "events": 0, "dropped": 0,
-                   "paths_truncated": 0, "dedup_map_full": False, "ring_buffer_mb": None},
-        "warnings": [],
-        "labels": {},
-        "transfer": transfer,
-        "context": capture(cwd=cwd, argv=[sys.executable, "-m", "roar", *argv[1:]], env=dict(os.environ),
-                           processes=[], paths_read=[], cache_dir=roar_dir / CACHE_DIRNAME),
-    }
+    return jobrec.new_record(
+        kind, argv, cwd, started_at, ended_at,
+        inputs=inputs,
+        outputs=outputs,
+        tracer={"backend": "none", "roar_version": __version__},
+        transfer=transfer,
+        context=capture(cwd=cwd, argv=[sys.executable, "-m", "roar", *argv[1:]], env=dict(os.environ),
+                        processes=[], paths_read=[], cache_dir=roar_dir / CACHE_DIRNAME),
+    )

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,10 +102,19 @@ def reachable_by_others(path: str) -> bool:
     return all(os.stat(d).st_mode & 0o001 for d in p.parents) and os.stat(p).st_mode & 0o001 != 0
 
 
-def test_not_root_is_refused(tmp_path: Path, test_user: pwd.struct_passwd) -> None:
+@pytest.fixture
+def user_dir(test_user: pwd.struct_passwd):
+    """A directory the test user owns and can reach (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="roar-user-", dir="/tmp"))
+    os.chown(path, test_user.pw_uid, test_user.pw_gid)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_not_root_is_refused(user_dir: Path, test_user: pwd.struct_passwd) -> None:
     if not reachable_by_others(sys.executable):
         pytest.skip(f"{sys.executable} cannot be run by other users (scripts/test uses /opt/roar/venv)")
-    os.chown(tmp_path, test_user.pw_uid, test_user.pw_gid)
+    tmp_path = user_dir
     proc = subprocess.run(
         ["setpriv", f"--reuid={test_user.pw_uid}", f"--regid={test_user.pw_gid}", "--clear-groups",
          sys.executable, "-m", "roar", "run", "--", "true"],
@@ -114,10 +124,10 @@ def test_not_root_is_refused(tmp_path: Path, test_user: pwd.struct_passwd) -> No
     assert no_record(tmp_path)
 
 
-def test_under_sudo_runs_as_the_user(tmp_path: Path, test_user: pwd.struct_passwd) -> None:
+def test_under_sudo_runs_as_the_user(user_dir: Path, test_user: pwd.struct_passwd) -> None:
     """With sudo's variables set, the command runs as the invoking user and
     every file roar writes belongs to that user."""
-    os.chown(tmp_path, test_user.pw_uid, test_user.pw_gid)
+    tmp_path = user_dir
     env = {**os.environ, "SUDO_UID": str(test_user.pw_uid), "SUDO_GID": str(test_user.pw_gid),
            "SUDO_USER": TEST_USER, "HOME": "/root"}
     proc = subprocess.run([sys.executable, "-m", "roar", "run", "-q", "--", "sh", "-c",

@@ -76,3 +76,6 @@ def test_path_classes() -> None:
     assert path_class("/w/.roar/jobs/x", "/w/.roar") == "roar"
     assert path_class("/w/.roaring", "/w/.roar") == "lineage"
     assert path_class("/home/u/data.csv", "/w/.roar") == "lineage"
+    assert path_class("/home/u/venv/lib/python3.11/site-packages/numpy/__init__.py", "/w/.roar") == "system"
+    assert path_class("/root/.pyenv/versions/3.11.7/lib/python3.11/os.py", "/w/.roar") == "system"
+    assert path_class("/home/u/project/lib/python_helpers.py", "/w/.roar") == "lineage"

@@ -1,0 +1,111 @@
+"""`roar run` / `roar build` without the CLI framework.
+
+Every job pays roar's start-up, and importing Typer and Click is a third of
+it. So entry.py parses the common form here, `roar run [-q] [-v]
+[--ring-buffer SIZE] [--hash ALG]... [--] CMD [ARGS]...`, and hands only
+`--help` to the Typer app in run.py, which declares the same options from
+OPTIONS. A test checks that both
+parsers agree.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from roar.errors import UsageError
+
+# (names, parameter, takes a value, default, help): the one list of run's options
+OPTIONS: list[tuple[tuple[str, ...], str, bool, Any, str]] = [
+    (("--ring-buffer",), "ring_buffer", True, "16M",
+     "Kernel ring buffer size, a power of two (64K, 16M, ...)."),
+    (("--hash",), "hashes", True, [],
+     "Also hash inputs and outputs with ALGORITHM (sha256, ...); repeatable."),
+    (("--verbose", "-v"), "verbose", False, False, "Show libbpf's and the verifier's log."),
+    (("--quiet", "-q"), "quiet", False, False, "Print nothing unless there are warnings."),
+]
+
+
+def parse_fast(args: list[str]) -> dict[str, Any] | None:
+    """The parameters of a run/build invocation, or None (help) to let Typer answer."""
+    by_name = {name: spec for spec in OPTIONS for name in spec[0]}
+    params: dict[str, Any] = {spec[1]: (list(spec[3]) if isinstance(spec[3], list) else spec[3])
+                              for spec in OPTIONS}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.partition("=")
+        spec = by_name.get(name)
+        if name in ("-h", "--help"):
+            return None
+        if spec is None or (eq and not spec[2]):
+            raise UsageError(f"unknown option {arg} for roar run; put `--` before a command "
+                             "whose name starts with '-'")
+        if spec[2]:
+            if not eq:
+                if i + 1 >= len(args):
+                    return None
+                i += 1
+                value = args[i]
+            if isinstance(params[spec[1]], list):
+                params[spec[1]].append(value)
+            else:
+                params[spec[1]] = value
+        else:
+            params[spec[1]] = True
+        i += 1
+    params["command"] = args[i:]
+    return params
+
+
+def parse_size(text: str) -> int:
+    """'16M', '64K', '1G' or bytes: a power of two of at least 4 KiB (the kernel's rule)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units.get(text[-1:].upper())) if text[-1:].isalpha() else (text, 1)
+    if unit is None or not number.isdigit():
+        raise UsageError(f"bad size {text!r}: use a power of two like 64K, 16M or 1G")
+    size = int(number) * unit
+    if size < 4096 or size & (size - 1):
+        raise UsageError(f"ring buffer size {text} must be a power of two of at least 4K, e.g. 16M")
+    return size
+
+
+def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
+    """blake3 always, plus each --hash algorithm hashlib knows."""
+    import hashlib
+
+    names = [name.lower() for name in extra]
+    for name in names:
+        if name != "blake3" and name not in hashlib.algorithms_available:
+            raise UsageError(f"unknown hash algorithm {name!r}: use one of blake3, sha256, sha1, md5, sha512")
+    return tuple(dict.fromkeys(["blake3", *names]))
+
+
+def summary(record: dict[str, Any]) -> str:
+    step = f"@B{record['step']}" if record["type"] == "build" else f"@{record['step']}"
+    exit_ = record["exit"]
+    how = f"exit {exit_['code']}" if exit_["signal"] is None else f"killed by signal {exit_['signal']}"
+    if exit_["status"] == "interrupted":
+        how += ", interrupted"
+    lines = [f"roar: {step} {record['uid']}  {len(record['inputs'])} inputs, "
+             f"{len(record['outputs'])} outputs, {how}"]
+    lines += [f"roar: warning: {w}" for w in record["warnings"]]
+    return "\n".join(lines)
+
+
+def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], verbose: bool,
+            quiet: bool) -> int:
+    """Trace and record; print the summary; the command's exit status."""
+    from roar.runner import RunOptions, run_job
+
+    options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
+                         hash_algorithms=hash_algorithms(hashes))
+    result = run_job(list(command), options)
+    if not quiet or result.record["warnings"]:
+        sys.stderr.write(summary(result.record) + "\n")
+    return result.exit_code
