@@ -21,6 +21,10 @@ traced variant back to back, in alternating order (ABBA) to cancel drift.
       untraced processes pay (dd, untraced) while a `roar run -- sleep 30` job
       runs in the background, and after it ended.
 
+Next to each elapsed time, the workload's CPU time (user + system: where the
+in-kernel tracing cost lands), which other processes competing for the two CPUs
+inflate less than elapsed time (less, not never: in a VM, steal time counts).
+
 Also: events and dropped events of (a) and (b) read back from the job record
 (`roar show --json`), peak RSS of the roar process in (a) (wait4 ru_maxrss), and
 a ptrace baseline (`strace -f -o /dev/null`) for (a) (one run: it is slow) and (c).
@@ -94,8 +98,11 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------- processes
 
 class Run:
-    def __init__(self, wall_s: float, rc: int, output: bytes, maxrss_kb: int) -> None:
-        self.wall_s, self.rc, self.output, self.maxrss_kb = wall_s, rc, output, maxrss_kb
+    def __init__(self, wall_s: float, rc: int, output: bytes, usage: os.struct_rusage | None = None) -> None:
+        self.wall_s, self.rc, self.output = wall_s, rc, output
+        self.maxrss_kb = usage.ru_maxrss if usage else 0
+        # user + system time of the process and the descendants it reaped
+        self.rusage_cpu_s = usage.ru_utime + usage.ru_stime if usage else None
 
     @property
     def own_s(self) -> float | None:
@@ -125,7 +132,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> R
     wall = time.perf_counter() - t0
     p.stdout.close()
     p.returncode = os.waitstatus_to_exitcode(status)
-    r = Run(wall, p.returncode, out, usage.ru_maxrss)
+    r = Run(wall, p.returncode, out, usage)
     if check and r.rc != 0:
         raise BenchError(f"`{shlex.join(cmd)}` exited {r.rc}: {r.tail()}")
     return r
@@ -411,6 +418,9 @@ class Bench:
         self.notes: list[str] = []
         self.show_by_step: bool | None = None   # does `roar show @N --json` work?
         self.results: dict = {}
+        self.deadline = time.time() + args.budget   # past it, contaminated rounds are not run again
+        self.roar_source: str | None = None   # the package the snapshot was taken from
+        self.roar_path: str | None = None     # the snapshot's PYTHONPATH entry
 
     # ---- setup
 
@@ -430,15 +440,38 @@ class Bench:
         self.small = self.ws / "small.txt"
         self.small.write_text("a small input file, read again and again\n")
         generate_build(self.build)
+        self.snapshot_roar()
         if isinstance(self.monitor, AttachMonitor):
             self.monitor.start()
+
+    def snapshot_roar(self) -> None:
+        """Run a copy of the roar package taken now (PYTHONPATH), so that the
+        whole bench measures one version even if the tree is edited meanwhile
+        (a shared working tree: a record index made by one version and read by
+        the next fails)."""
+        if self.args.no_snapshot or self.roar[1:3] != ["-m", "roar"]:
+            return
+        p = subprocess.run([self.roar[0], "-c", "import os, roar; print(os.path.dirname(roar.__file__))"],
+                           cwd="/", env=self.env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise BenchError(f"`{self.roar[0]} -c 'import roar'` failed: {p.stderr.strip()[-300:]}")
+        self.roar_source = p.stdout.strip()
+        dest = self.base / "roar-snapshot"
+        shutil.copytree(self.roar_source, dest / "roar", ignore=shutil.ignore_patterns("__pycache__"))
+        # byte-compile it once: with PYTHONDONTWRITEBYTECODE set every run would compile it again
+        subprocess.run([self.roar[0], "-m", "compileall", "-q", str(dest)], env=self.env,
+                       capture_output=True, check=False)
+        self.roar_path = str(dest)
+        self.env["PYTHONPATH"] = os.pathsep.join(x for x in (self.roar_path, self.env.get("PYTHONPATH")) if x)
 
     def traced(self, cmd: list[str], quiet: bool = True) -> list[str]:
         return self.roar + ["run"] + (["-q"] if quiet else []) + ["--"] + cmd
 
     def jobs(self) -> set[str]:
         d = self.ws / ".roar" / "jobs"
-        return {f[:-len(".msgpack")] for f in os.listdir(d) if f.endswith(".msgpack")} if d.is_dir() else set()
+        if not d.is_dir():
+            return set()
+        return {f[:-len(".msgpack")] for f in os.listdir(d) if f.endswith(".msgpack")}
 
     def note_once(self, text: str) -> None:
         if text not in self.notes:
@@ -489,22 +522,28 @@ class Bench:
                 rec = self.read_record(new.pop(), step=len(before) + 1)
         return r, rec, foreign
 
-    def rounds(self, name: str, body: Callable[[int, bool], tuple[dict, list[str]]], show: Callable[[dict], str]
-               ) -> list[dict]:
+    def rounds(self, name: str, body: Callable[[int, bool], tuple[dict, list[str]]],
+               show: Callable[[dict], str]) -> list[dict]:
         """A discarded warm-up round, then rounds until N clean ones (no other
         roar job attached meanwhile), at most 2N."""
         body(0, True)
         out: list[dict] = []
         clean = attempt = 0
         while clean < self.n and attempt < 2 * self.n:
+            if attempt >= self.n and time.time() > self.deadline:
+                break
             values, foreign = body(attempt, False)
             out.append({"values": values, "foreign_job_attached": bool(foreign), "other_roar_jobs": foreign})
             attempt += 1
             clean += not foreign
             log(f"{name}: round {attempt}: {show(values)}"
                 + (f"  [not used: another roar job was attached: {foreign[0][:80]}]" if foreign else ""))
-        if clean < self.n:
-            self.note_once(f"{name}: only {clean} of {attempt} rounds ran with no other roar job attached")
+        if clean == 0:
+            self.note_once(f"{name}: another roar job was attached during every one of the {attempt} rounds: "
+                           "its figures use them all")
+        elif clean < self.n:
+            self.note_once(f"{name}: only {clean} of {attempt} rounds ran with no other roar job attached; "
+                           "its figures use those")
         return out
 
     # ---- (a), (b), (c)
@@ -540,9 +579,9 @@ class Bench:
         rounds = self.rounds(name, body, lambda v: (
             f"untraced {fmt_s(v['u_own'])}, roar {fmt_s(v['t_own'])} (wall {fmt_s(v['u_wall'])} / "
             f"{fmt_s(v['t_wall'])})" + (f", strace {fmt_s(v['s_own'])}" if "s_own" in v else "")))
-        return summarize(rounds, {"own": ("t_own", "u_own"), "wall": ("t_wall", "u_wall"), "cpu": ("t_cpu", "u_cpu"),
-                                  "strace_own": ("s_own", "u_own"), "strace_wall": ("s_wall", "u_wall"),
-                                  "strace_cpu": ("s_cpu", "u_cpu")})
+        return summarize(rounds, {"own": ("t_own", "u_own"), "wall": ("t_wall", "u_wall"),
+                                  "cpu": ("t_cpu", "u_cpu"), "strace_own": ("s_own", "u_own"),
+                                  "strace_wall": ("s_wall", "u_wall")})
 
     def bench_open(self) -> None:
         cmd = [str(self.bin / "openloop"), str(OPEN_LOOPS), str(self.small)]
@@ -558,7 +597,8 @@ class Bench:
         def clean() -> None:
             run(["make", "-s", "clean"], self.build, self.env)
 
-        self.results["c"] = self.pair("(c) make -j2", cmd, self.build, strace_rounds=self.n, before_each=clean)
+        self.results["c"] = self.pair("(c) make -j2", cmd, self.build, strace_rounds=self.n,
+                                      before_each=clean)
         clean()
 
     # ---- (d)
@@ -566,12 +606,13 @@ class Bench:
     def roar_flavours(self) -> list[tuple[str, str, list[str], list[str] | None, dict[str, str]]]:
         """(key, label, roar command, its interpreter alone, env) for the roar
         under test and, to tell roar's own start-up from its environment's,
-        for this source tree run by the python of scripts/setup's entry point
-        (/usr/local/bin/roar: a venv with the dependencies pyproject pins)."""
+        for the same roar package run by the python of scripts/setup's entry
+        point (/usr/local/bin/roar: a venv with the dependencies pyproject pins)."""
         main_interp = [self.roar[0], "-c", "pass"] if self.roar[1:2] == ["-m"] else None
         label = f"{Path(self.roar[0]).name} -m roar" if main_interp else shlex.join(self.roar)
         out = [("main", label, self.roar, main_interp, self.env)]
-        tree = Path(__file__).resolve().parent.parent
+        if not self.roar_path:
+            return out
         try:
             with open("/usr/local/bin/roar", "rb") as f:
                 first = f.readline().decode(errors="replace").strip()
@@ -579,12 +620,9 @@ class Bench:
             return out
         interp = first[2:].split()[:1] if first.startswith("#!") else []
         if (interp and "python" in Path(interp[0]).name and os.access(interp[0], os.X_OK)
-                and (tree / "roar" / "__init__.py").is_file()
-                and not (main_interp and os.path.samefile(interp[0], self.roar[0]))):
-            env = dict(self.env, PYTHONPATH=os.pathsep.join(
-                x for x in (str(tree), self.env.get("PYTHONPATH")) if x))
-            out.append(("setup_python", f"{interp[0]} -m roar (scripts/setup's venv) on this tree",
-                        interp + ["-m", "roar"], interp + ["-c", "pass"], env))
+                and not os.path.samefile(interp[0], self.roar[0])):
+            out.append(("setup_python", f"{interp[0]} -m roar (scripts/setup's venv), same package",
+                        interp + ["-m", "roar"], interp + ["-c", "pass"], self.env))
         return out
 
     def bench_fixed(self) -> None:
@@ -614,9 +652,10 @@ class Bench:
                     self.checks.after_job(f"(d) {k}, round {i + 1}")
                     if len(self.jobs() - before) != 1:
                         raise BenchError(f"`{shlex.join(cases[k])}` recorded no job in {self.ws}")
-                v[k] = r.wall_s
+                v[k], v[f"{k}_cpu"] = r.wall_s, r.rusage_cpu_s
             for key, *_ in flavours:
                 v[f"{key}_fixed"] = v[f"{key}_run_true"] - v["true"]
+                v[f"{key}_fixed_cpu"] = v[f"{key}_run_true_cpu"] - v["true_cpu"]
             return v, foreign
 
         rounds = self.rounds("(d) fixed cost", body, lambda v: ", ".join(
@@ -635,7 +674,8 @@ class Bench:
         def body(i: int, warmup: bool) -> tuple[dict, list[str]]:
             rb, _, f1 = self.measure(cmd, self.ws)
             bg = subprocess.Popen(self.traced(["sleep", "30"], quiet=False), cwd=self.ws, env=self.env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
             try:
                 t0 = time.perf_counter()
                 while not (bpf_links_of(bg.pid) >= len(ROAR_PROGS) and children_of(bg.pid)):
@@ -691,18 +731,27 @@ class Bench:
 
 
 def summarize(rounds: list[dict], ratios: dict[str, tuple[str, str]]) -> dict:
-    """Medians over the clean rounds (all rounds if none is clean); each ratio
-    is the median of the per-round ratios (paired: drift cancels)."""
-    use = [r["values"] for r in rounds if not r["foreign_job_attached"]] or [r["values"] for r in rounds]
-    keys = sorted({k for v in use for k in v})
-    out: dict = {"rounds": rounds, "clean_rounds": sum(not r["foreign_job_attached"] for r in rounds),
-                 "median": {k: median([v.get(k) for v in use]) for k in keys}, "ratio": {}}
-    for name, (num, den) in ratios.items():
-        per_round = [v[num] / v[den] for v in use if v.get(num) is not None and v.get(den)]
-        if per_round:
-            out["ratio"][name] = median(per_round)
-    # every traced run counts for events, drops and memory, used or not
+    """Medians over the clean rounds; each ratio is the median of the per-round
+    ratios (paired, so drift cancels). A value no clean round has (the single
+    strace run, say) is taken from every round that has it."""
+    clean = [r["values"] for r in rounds if not r["foreign_job_attached"]]
     allv = [r["values"] for r in rounds]
+
+    def having(*keys: str) -> list[dict]:
+        ok = [v for v in clean if all(v.get(k) is not None for k in keys)]
+        return ok or [v for v in allv if all(v.get(k) is not None for k in keys)]
+
+    keys = sorted({k for v in allv for k in v})
+    out: dict = {"rounds": rounds, "clean_rounds": len(clean),
+                 "median": {k: median([v[k] for v in having(k)]) for k in keys}, "ratio": {},
+                 "ratio_of_minima": {}}
+    for name, (num, den) in ratios.items():
+        use = [v for v in having(num, den) if v[den]]
+        if use:
+            out["ratio"][name] = median([v[num] / v[den] for v in use])
+            # the least disturbed runs: noise from other processes only ever adds time
+            out["ratio_of_minima"][name] = min(v[num] for v in use) / min(v[den] for v in use)
+    # every traced run counts for events, drops and memory, used or not
     if any("t_dropped" in v for v in allv):
         out["events"] = [v["t_events"] for v in allv if "t_events" in v]
         out["dropped_total"] = sum(v["t_dropped"] for v in allv if "t_dropped" in v)
@@ -734,7 +783,8 @@ def generate_build(d: Path) -> None:
         lines += ['\tsnprintf(buf, sizeof buf, "%d", (int)acc);', "\treturn acc + strlen(buf);", "}", ""]
         (src / f"u{i:02d}.c").write_text("\n".join(lines))
     main = (["#include <stdio.h>"] + [f"double unit_{i}(int);" for i in range(BUILD_FILES)]
-            + ["int main(void)", "{", "\tdouble s = 0;"] + [f"\ts += unit_{i}(1);" for i in range(BUILD_FILES)]
+            + ["int main(void)", "{", "\tdouble s = 0;"]
+            + [f"\ts += unit_{i}(1);" for i in range(BUILD_FILES)]
             + ['\tprintf("%f\\n", s);', "\treturn 0;", "}", ""])
     (src / "main.c").write_text("\n".join(main))
     (d / "Makefile").write_text(
@@ -760,86 +810,116 @@ def verdict(ok: bool | None) -> str:
     return "" if ok is None else ("ok" if ok else "MISSED")
 
 
-def table(res: dict, meta: dict) -> str:
-    a, b, c, d, e, att = (res.get(k, {}) for k in ("a", "b", "c", "d", "e", "e_attach"))
-    hdr = ("figure", "untraced", "roar", "ratio", "target", "", "strace -f")
+HEADER = ("figure", "untraced", "roar", "ratio", "min/min", "target", "", "strace -f")
+
+
+def _workload_rows(res: dict) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
 
-    def used(s: dict) -> str:
-        return f"{s['clean_rounds']}/{len(s['rounds'])}"
-
     def row(name: str, s: dict, kind: str, target: float | None = None) -> None:
-        med, r = s["median"], s["ratio"].get(kind)
+        med, r, rmin = s["median"], s["ratio"].get(kind), s["ratio_of_minima"].get(kind)
         ok = None if target is None or r is None else r <= target
         # the strace'd workload's CPU time leaves out strace's own: not comparable
         st = s["ratio"].get(f"strace_{kind}") if kind != "cpu" else None
         n_st = sum(1 for x in s["rounds"] if "s_own" in x["values"])
-        rows.append((name, fmt_s(med.get(f"u_{kind}")), fmt_s(med.get(f"t_{kind}")), fmt_x(r),
+        rows.append((name, fmt_s(med.get(f"u_{kind}")), fmt_s(med.get(f"t_{kind}")), fmt_x(r), fmt_x(rmin),
                      f"<= {target}x" if target else "", verdict(ok),
                      f"{fmt_x(st)} ({n_st} run{'s' if n_st > 1 else ''})" if st else ""))
 
-    if a:
-        row(f"(a) {OPEN_LOOPS // 1000}k open+read+close: own time", a, "own", TARGETS["a_own_ratio"])
-        row("    own CPU time (user+sys)", a, "cpu")
-        row("    whole command, wall", a, "wall")
-    if b:
-        row(f"(b) dd {DD_COUNT // 1000}k x 4 KiB: own time", b, "own")
-        row("    own CPU time (user+sys)", b, "cpu")
-        row("    whole command, wall", b, "wall")
-    if c:
-        row(f"(c) make -j2, {BUILD_FILES + 1} C files: wall", c, "wall", TARGETS["c_wall_ratio"])
-        row("    make's own time", c, "own")
-        row("    make's CPU time (user+sys, all its processes)", c, "cpu")
-    if d:
-        m = d["median"]
-        for fl in d["flavours"]:
-            key = fl["key"]
-            fc = m[f"{key}_fixed"]
-            name = "(d) fixed cost: roar run -q -- true" if key == "main" else f"(d) same via {fl['label']}"
-            rows.append((name, fmt_s(m["true"]), fmt_s(m[f"{key}_run_true"]), f"+{fmt_s(fc)}",
-                         f"<= {TARGETS['d_fixed_s']} s", verdict(fc <= TARGETS["d_fixed_s"]), ""))
-            if f"{key}_interpreter" in m:
-                rows.append(("    its interpreter alone (-c pass)", "", fmt_s(m[f"{key}_interpreter"]), "", "", "", ""))
-            rows.append(("    its roar --version", "", fmt_s(m[f"{key}_version"]), "", "", "", ""))
-    if e:
-        m, r = e["median"], e["ratio"]
-        rows.append(("(e) dd untraced, while a roar job runs", fmt_s(m["nothing_attached"]), fmt_s(m["during_job"]),
-                     fmt_x(r.get("during")), "", "", ""))
-        rows.append(("    same, CPU time", fmt_s(m["nothing_attached_cpu"]), fmt_s(m["during_job_cpu"]),
-                     fmt_x(r.get("during_cpu")), "", "", ""))
-        rows.append(("    dd untraced, after that job ended", fmt_s(m["nothing_attached"]), fmt_s(m["after_job"]),
-                     fmt_x(r.get("after")), f"~1.0x (<= {TARGETS['e_after_ratio']}x)",
-                     verdict(r["after"] <= TARGETS["e_after_ratio"]) if "after" in r else "", ""))
-        rows.append(("    same, CPU time", fmt_s(m["nothing_attached_cpu"]), fmt_s(m["after_job_cpu"]),
-                     fmt_x(r.get("after_cpu")), "", "", ""))
-    widths = [max(len(x[i]) for x in rows + [hdr]) for i in range(len(hdr))]
-    out = [f"roar tracer overhead, {meta['date']}, {meta['kernel']}, {meta['cpus']} CPUs; medians of {meta['runs']} "
-           "rounds; ratio = median of per-round traced/untraced, same invocation"]
-    out += ["  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in [hdr] + rows]
+    if "a" in res:
+        row(f"(a) {OPEN_LOOPS // 1000}k open+read+close: own time", res["a"], "own", TARGETS["a_own_ratio"])
+        row("    own CPU time (user+sys)", res["a"], "cpu")
+        row("    whole command, wall", res["a"], "wall")
+    if "b" in res:
+        row(f"(b) dd {DD_COUNT // 1000}k x 4 KiB: own time", res["b"], "own")
+        row("    own CPU time (user+sys)", res["b"], "cpu")
+        row("    whole command, wall", res["b"], "wall")
+    if "c" in res:
+        row(f"(c) make -j2, {BUILD_FILES + 1} C files: wall", res["c"], "wall", TARGETS["c_wall_ratio"])
+        row("    make's own time", res["c"], "own")
+        row("    make's CPU time (user+sys, all its processes)", res["c"], "cpu")
+    return rows
+
+
+def _fixed_rows(d: dict) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    m = d["median"]
+    target = TARGETS["d_fixed_s"]
+    for fl in d["flavours"]:
+        key = fl["key"]
+        fc = m[f"{key}_fixed"]
+        name = "(d) fixed cost: roar run -q -- true" if key == "main" else f"(d) same via {fl['label']}"
+        fmin = min(r["values"][f"{key}_fixed"] for r in d["rounds"])
+        rows.append((name, fmt_s(m["true"]), fmt_s(m[f"{key}_run_true"]), f"+{fmt_s(fc)}", f"+{fmt_s(fmin)}",
+                     f"<= {target} s", verdict(fc <= target), ""))
+        rows.append(("    CPU time (user+sys, rusage)", fmt_s(m["true_cpu"]), fmt_s(m[f"{key}_run_true_cpu"]),
+                     f"+{fmt_s(m[f'{key}_fixed_cpu'])}", "", "", "", ""))
+        if f"{key}_interpreter" in m:
+            interp = fmt_s(m[f"{key}_interpreter"])
+            rows.append(("    its interpreter alone (-c pass)", "", interp, "", "", "", "", ""))
+        rows.append(("    its roar --version", "", fmt_s(m[f"{key}_version"]), "", "", "", "", ""))
+    return rows
+
+
+def _background_rows(e: dict) -> list[tuple[str, ...]]:
+    m, r, rm = e["median"], e["ratio"], e["ratio_of_minima"]
+    base, base_cpu = fmt_s(m["nothing_attached"]), fmt_s(m["nothing_attached_cpu"])
+    after_ok = verdict(r["after"] <= TARGETS["e_after_ratio"]) if "after" in r else ""
+    return [
+        ("(e) dd untraced, while a roar job runs", base, fmt_s(m["during_job"]), fmt_x(r.get("during")),
+         fmt_x(rm.get("during")), "", "", ""),
+        ("    same, CPU time", base_cpu, fmt_s(m["during_job_cpu"]), fmt_x(r.get("during_cpu")),
+         fmt_x(rm.get("during_cpu")), "", "", ""),
+        ("    dd untraced, after that job ended", base, fmt_s(m["after_job"]), fmt_x(r.get("after")),
+         fmt_x(rm.get("after")), f"~1.0x (<= {TARGETS['e_after_ratio']}x)", after_ok, ""),
+        ("    same, CPU time", base_cpu, fmt_s(m["after_job_cpu"]), fmt_x(r.get("after_cpu")),
+         fmt_x(rm.get("after_cpu")), "", "", ""),
+    ]
+
+
+def _footer(res: dict) -> list[str]:
+    out = []
     for key in ("a", "b"):
         s = res.get(key)
         if s and "dropped_total" in s:
-            out.append(f"({key}) events per traced run: {sorted(set(s['events']))}, dropped: {s['dropped_total']} "
-                       f"in {len(s['events'])} runs {verdict(s['dropped_total'] == 0)}")
-    if a.get("rss_max_mb") is not None:
-        out.append(f"(a) peak RSS of the roar process: {a['rss_max_mb']:.1f} MB (max over its traced runs), "
-                   f"target <= {TARGETS['a_rss_mb']:.0f} MB {verdict(a['rss_max_mb'] <= TARGETS['a_rss_mb'])}")
-    if att:
-        if not att["bpftool"]:
-            out.append("(e) bpftool not found: attachment not checked")
-        else:
-            stuck = len(att["stuck"])
-            out.append(f"(e) roar BPF programs still loaded 3 s after a job ended (bpftool prog show after each of "
-                       f"{att['checked_after_jobs'] - 1} jobs and at the end): {stuck} {verdict(stuck == 0)}")
-            if att["lingered_then_freed"]:
-                worst = max(x["gone_after_s"] for x in att["lingered_then_freed"])
-                linked = sum(1 for x in att["lingered_then_freed"] if x["still_linked_at_first_look"])
-                out.append(f"    {len(att['lingered_then_freed'])} times a program was still listed just after roar "
-                           f"exited, held by no process ({linked} times still linked), and freed within {worst:.2f} s")
-    rounds_info = ", ".join(f"({k}) {used(res[k])}" for k in "dabce" if k in res)
-    out.append(f"rounds used (no other roar job attached meanwhile) / run: {rounds_info}"
+            out.append(f"({key}) events per traced run: {sorted(set(s['events']))}, dropped: "
+                       f"{s['dropped_total']} in {len(s['events'])} runs {verdict(s['dropped_total'] == 0)}")
+    rss = res.get("a", {}).get("rss_max_mb")
+    if rss is not None:
+        out.append(f"(a) peak RSS of the roar process: {rss:.1f} MB (max over its traced runs), "
+                   f"target <= {TARGETS['a_rss_mb']:.0f} MB {verdict(rss <= TARGETS['a_rss_mb'])}")
+    att = res.get("e_attach", {})
+    if att and not att["bpftool"]:
+        out.append("(e) bpftool not found: attachment not checked")
+    elif att:
+        stuck = len(att["stuck"])
+        out.append(f"(e) roar BPF programs still loaded 3 s after a job ended (bpftool prog show after "
+                   f"each of {att['checked_after_jobs'] - 1} jobs and at the end): {stuck} "
+                   f"{verdict(stuck == 0)}")
+        lingered = att["lingered_then_freed"]
+        if lingered:
+            worst = max(x["gone_after_s"] for x in lingered)
+            linked = sum(1 for x in lingered if x["still_linked_at_first_look"])
+            out.append(f"    {len(lingered)} times a program was still listed just after roar exited, "
+                       f"held by no process ({linked} times still linked), and freed within {worst:.2f} s")
+    used = ", ".join(f"({k}) {res[k]['clean_rounds']}/{len(res[k]['rounds'])}" for k in "dabce" if k in res)
+    out.append(f"rounds used (no other roar job attached meanwhile) / run: {used}"
                + ("" if att.get("monitor", {}).get("enabled") else "  [monitor off: not checked]"))
-    return "\n".join(out)
+    return out
+
+
+def table(res: dict, meta: dict) -> str:
+    rows = _workload_rows(res)
+    if "d" in res:
+        rows += _fixed_rows(res["d"])
+    if "e" in res:
+        rows += _background_rows(res["e"])
+    widths = [max(len(x[i]) for x in rows + [HEADER]) for i in range(len(HEADER))]
+    out = [f"roar tracer overhead, {meta['date']}, {meta['kernel']}, {meta['cpus']} CPUs; medians of "
+           f"{meta['runs']} rounds; ratio = median of per-round traced/untraced, same invocation; "
+           "min/min = fastest traced / fastest untraced"]
+    out += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in [HEADER] + rows]
+    return "\n".join(out + _footer(res))
 
 
 def main() -> int:
@@ -853,6 +933,10 @@ def main() -> int:
     ap.add_argument("--only", default="dabce", help="which parts to run, e.g. 'ad' (default dabce)")
     ap.add_argument("--no-monitor", action="store_true",
                     help="do not watch for other roar jobs attached while measuring")
+    ap.add_argument("--budget", type=float, default=480, metavar="S",
+                    help="after S seconds, stop re-running rounds another roar job disturbed (default 480)")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="run roar from where it is installed, not from a copy taken at the start")
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspace")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -885,8 +969,11 @@ def main() -> int:
     }
     try:
         bench.setup()
-        log(f"workspace {bench.ws}; roar = {meta['roar_cmd']}; {args.runs} rounds each")
+        copy = f" on a copy of {bench.roar_source}" if bench.roar_source else ""
+        log(f"workspace {bench.ws}; roar = {meta['roar_cmd']}{copy}; {args.runs} rounds each")
         meta["roar_version"] = run(bench.roar + ["--version"], bench.ws, bench.env).output.decode().strip()
+        meta["roar_package"] = bench.roar_source
+        meta["roar_snapshot"] = bench.roar_path
         steps = {"d": bench.bench_fixed, "a": bench.bench_open, "b": bench.bench_dd,
                  "c": bench.bench_build, "e": bench.bench_background}
         for key in args.only:

@@ -12,7 +12,7 @@ REF_HELP = "@N (step), a job uid, an artifact hash or unique prefix, a path, or 
 def register(app: typer.Typer) -> None:
     @app.command("show")
     def show_cmd(ref: str = typer.Argument(..., help=REF_HELP), as_json: bool = JSON) -> None:
-        """Show a recorded job (command, times, exit, files, processes, labels), an artifact
+        """Show a recorded job (command, times, exit, files, processes, context, labels), an artifact
         (hashes, size, paths, producer and consumer jobs, lineage) or a session."""
         from roar.lineage import queries, refs
         from roar.lineage.status import session_summary

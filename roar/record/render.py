@@ -68,6 +68,7 @@ def job_text(record: dict[str, Any], links: dict[str, Any] | None = None,
     exit_ = record["exit"]
     made_by = (links or {}).get("made_by", {})
     read_by = (links or {}).get("read_by", {})
+    transfer = record["type"] in TRANSFER_TYPES
     lines = [
         f"job {record['uid']}  {step_name(record)}  ({record['type']})",
         f"  command: {record['command']}",
@@ -75,25 +76,213 @@ def job_text(record: dict[str, Any], links: dict[str, Any] | None = None,
         f"  started: {_when(record.get('started_at'))}   ended: {_when(record.get('ended_at'))}",
         f"  exit:    {exit_['code'] if exit_['signal'] is None else 'signal ' + str(exit_['signal'])}"
         f" ({exit_['status']}), {record['duration_s']:.3f} s",
-        f"  inputs ({len(record['inputs'])}):",
     ]
+    if transfer:
+        lines += _transfer_lines(record)
+    lines.append(_tracer_line(record))
+    lines.append(f"  inputs ({len(record['inputs'])}):")
     for f in record["inputs"]:
         producer = made_by.get(f.get("hash"))
-        lines.append(f"    {_short(f.get('hash'))}  {f['path']}" + (f"  <- {producer['step']} {producer['uid']}"
-                                                                      if producer else ""))
+        lines.append(f"    {_short(f.get('hash'))}  {f['path']}{_members(f)}"
+                     + (f"  <- {producer['step']} {producer['uid']}" if producer else ""))
     lines.append(f"  outputs ({len(record['outputs'])}):")
     for f in record["outputs"]:
         readers = read_by.get(f.get("hash"), [])
-        lines.append(f"    {_short(f.get('hash'))}  {f['path']}"
+        lines.append(f"    {_short(f.get('hash'))}  {f['path']}{_members(f)}"
                      + (f"  -> {', '.join(r['step'] for r in readers)}" if readers else ""))
-    lines.append(f"  processes ({len(record['processes'])}):")
-    lines += _process_tree(record["processes"])
+    if record["processes"] or not transfer:
+        lines.append(f"  processes ({len(record['processes'])}):")
+        lines += _process_tree(record["processes"])
+    lines += context_lines(record.get("context"), record["uid"], packages=not transfer)
     shown = labels if labels is not None else record.get("labels") or {}
     if shown:
         lines.append("  labels:")
         lines += [f"    {k}={v}" for k, v in sorted(shown.items())]
     lines += [f"  warning: {w}" for w in record.get("warnings", [])]
     return "\n".join(lines) + "\n"
+
+
+TRANSFER_TYPES = ("get", "put")
+
+# How many items of a list `roar show` prints before "(+N more)"; --json has them all.
+SHOWN_DISTRIBUTIONS = 8
+SHOWN_SYSTEM_PACKAGES = 8
+SHOWN_DIRTY_PATHS = 5
+SHOWN_REDACTED = 8
+CONTEXT_PAD = " " * 17      # continuation lines line up after "    environment: "
+WRAP_WIDTH = 100
+
+
+def _members(entry: dict[str, Any]) -> str:
+    if entry.get("kind") != "composite":
+        return ""
+    return f"/  (directory, {len(entry.get('members') or [])} files, {entry.get('size') or 0} bytes)"
+
+
+def _transfer_lines(record: dict[str, Any]) -> list[str]:
+    """Where a get or put moved data: `from:` and `to:`, then the transfer's other facts."""
+    transfer = dict(record.get("transfer") or {})
+    if not transfer:
+        return []
+    transfer.pop("scheme", None)          # the URL says it
+    verified = transfer.pop("verified", None)
+    sources = transfer.pop("sources", None)
+    source = transfer.pop("source", None)
+    destination = transfer.pop("destination", None)
+    froms = sources if sources is not None else [source] if source is not None else []
+    lines = [f"  from:    {', '.join(str(s) for s in froms) or '-'}"]
+    to = str(destination) if destination is not None else "-"
+    lines.append(f"  to:      {to}" + ("  (verified after the copy)" if verified else ""))
+    for key, value in transfer.items():
+        if value is None:
+            continue
+        shown = f"{len(value)} objects" if isinstance(value, list) else value
+        lines.append(f"  {key.replace('_', ' ')}: {shown}")
+    return lines
+
+
+def _tracer_line(record: dict[str, Any]) -> str:
+    tracer = record.get("tracer") or {}
+    backend = tracer.get("backend") or "-"
+    if backend == "none":
+        return "  tracer:  none (roar moved the data itself; no process was traced)"
+    if "events" not in tracer and "dropped" not in tracer:
+        return f"  tracer:  {backend}"
+    facts = [f"{tracer.get('events', '-')} events", f"{tracer.get('dropped', '-')} dropped"]
+    if tracer.get("paths_truncated"):
+        facts.append(f"{tracer['paths_truncated']} paths truncated")
+    return f"  tracer:  {backend}, " + ", ".join(facts)
+
+
+def _more(items: list[str], shown: int, omitted: int = 0) -> tuple[list[str], bool]:
+    """At most `shown` of the items, then "(+N more)"; and whether any was left out."""
+    extra = max(len(items) - shown, 0) + omitted
+    return items[:shown] + ([f"(+{extra} more)"] if extra else []), bool(extra)
+
+
+def _wrap(head: str, items: list[str], empty: str) -> list[str]:
+    """`head` then the items joined by ", ", continued on lines indented like the first."""
+    if not items:
+        return [head + empty]
+    pad = " " * len(head)
+    lines = [head + items[0]]
+    for item in items[1:]:
+        if len(lines[-1]) + 2 + len(item) > WRAP_WIDTH:
+            lines[-1] += ","
+            lines.append(pad + item)
+        else:
+            lines[-1] += ", " + item
+    return lines
+
+
+def _gib(n: int | None) -> str:
+    return "? GiB" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def _machine_lines(m: dict[str, Any]) -> list[str]:
+    os_ = m.get("os") or {}
+    os_name = os_.get("pretty_name") or " ".join(filter(None, (os_.get("name"), os_.get("version")))) or "unknown OS"
+    first = [os_name, f"kernel {m.get('kernel') or '?'}", m.get("arch") or "?"]
+    if m.get("hostname"):
+        first.append(f"host {m['hostname']}")
+    cpu = m.get("cpu") or {}
+    cores = cpu.get("logical_cores")
+    cores_text = f"{cores if cores is not None else '?'} cores"
+    if cpu.get("usable_cores") is not None and cpu.get("usable_cores") != cores:
+        cores_text += f" ({cpu['usable_cores']} usable)"
+    gpus = m.get("gpus") or []
+    if gpus:
+        groups: dict[str, int] = {}
+        for g in gpus:
+            facts = ", ".join(filter(None, (
+                _gib(g["memory_bytes"]) if g.get("memory_bytes") is not None else None,
+                f"driver {g['driver']}" if g.get("driver") else None,
+                f"CUDA {g['cuda']}" if g.get("cuda") else None)))
+            name = f"{g.get('model') or g.get('vendor') or 'GPU'}" + (f" ({facts})" if facts else "")
+            groups[name] = groups.get(name, 0) + 1
+        gpu_text = "; ".join(f"{n} x {name}" if n > 1 else name for name, n in groups.items())
+    else:
+        gpu_text = "none" + (" (not recorded: see note)" if m.get("gpu_note") else "")
+    second = f"{cpu.get('model') or 'unknown CPU'} x {cores_text}, {_gib(m.get('memory_bytes'))} memory, GPUs: {gpu_text}"
+    third = f"container: {m.get('container') or 'none'}, VM: {m.get('vm') or 'none'}"
+    return [f"    machine:     {', '.join(first)}", CONTEXT_PAD + second, CONTEXT_PAD + third]
+
+
+def _git_lines(g: dict[str, Any] | None) -> tuple[list[str], bool]:
+    if g is None:
+        return ["    git:         none (not in a git repository)"], False
+    branch = f"branch {g['branch']}" if g.get("branch") else "detached HEAD"
+    commit = f"commit {g['commit'][:12]}" if g.get("commit") else "no commit yet"
+    truncated = False
+    if g.get("dirty") is None:
+        state = "clean or dirty: unknown" + (f" ({g['note']})" if g.get("note") else "")
+    elif g["dirty"]:
+        paths = list(g.get("dirty_paths") or [])
+        omitted = g.get("dirty_paths_omitted") or 0
+        count = len(paths) + omitted
+        shown, truncated = _more(paths, SHOWN_DIRTY_PATHS, omitted)
+        state = f"dirty, {count} path{'s' if count != 1 else ''}: {', '.join(shown)}"
+    else:
+        state = "clean"
+    lines = [f"    git:         {g.get('root') or '?'}, {branch}, {commit}, {state}",
+             CONTEXT_PAD + f"remote {g['remote']}" if g.get("remote") else CONTEXT_PAD + "no remote"]
+    return lines, truncated
+
+
+def _package_lines(packages: dict[str, Any] | None) -> tuple[list[str], bool]:
+    packages = packages or {}
+    truncated = False
+    lines: list[str] = []
+    pythons = packages.get("python") or []
+    for i, py in enumerate(pythons):
+        head = "    python:      " if i == 0 else CONTEXT_PAD
+        where = py.get("exe") or "site packages of no interpreter the job ran"
+        lines.append(f"{head}{py.get('version') or '?'}  {where}")
+        dists = [f"{d.get('name')}=={d.get('version')}" for d in py.get("distributions") or []]
+        shown, more = _more(dists, SHOWN_DISTRIBUTIONS)
+        truncated |= more
+        lines += _wrap(CONTEXT_PAD + "  ", shown, "no distributions used")
+    if not pythons:
+        lines.append("    python:      none")
+    system = [f"{p.get('name')} {p.get('version')}" for p in packages.get("system") or []]
+    shown, more = _more(system, SHOWN_SYSTEM_PACKAGES)
+    truncated |= more
+    lines += _wrap("    system:      ", shown, "none")
+    return lines, truncated
+
+
+def _environment_lines(env: dict[str, Any] | None) -> tuple[list[str], bool]:
+    if env is None:
+        return ["    environment: not recorded"], False
+    count = len(env.get("variables") or {})
+    redacted, truncated = _more(sorted(env.get("redacted") or []), SHOWN_REDACTED)
+    head = f"    environment: {count} variable{'s' if count != 1 else ''}, redacted: "
+    return _wrap(head, redacted, "none"), truncated
+
+
+def context_lines(context: dict[str, Any] | None, uid: str, packages: bool = True) -> list[str]:
+    """The `context:` section of `roar show` (record["context"], docs/context.md),
+    compact; long lists end in "(+N more)" and a hint points at --json."""
+    if not context:
+        return ["  context: not recorded"]
+    lines = ["  context:"]
+    truncated = False
+    machine = context.get("machine")
+    lines += _machine_lines(machine) if machine else ["    machine:     not recorded"]
+    git_lines, more = _git_lines(context.get("git"))
+    lines += git_lines
+    truncated |= more
+    if packages:
+        package_lines, more = _package_lines(context.get("packages"))
+        lines += package_lines
+        truncated |= more
+    env_lines, more = _environment_lines(context.get("environment"))
+    lines += env_lines
+    truncated |= more
+    lines += [f"    note:        {n}" for n in context.get("notes") or []]
+    if truncated:
+        lines.append(f"    (lists shortened: `roar show {uid} --json` has them all)")
+    return lines
 
 
 def _process_tree(processes: list[dict[str, Any]]) -> list[str]:
