@@ -16,6 +16,7 @@ from typing import Any
 from roar import __version__
 from roar.record import job as jobrec
 from roar.record.context import capture
+from roar.record.context import warnings as context_warnings
 
 CACHE_DIRNAME = "cache"
 
@@ -24,12 +25,14 @@ def build(kind: str, argv: list[str], cwd: str, started_at: float, inputs: list[
           outputs: list[dict[str, Any]], transfer: dict[str, Any], roar_dir: Path) -> dict[str, Any]:
     ended_at = time.time()
     argv = ["roar", kind, *argv]
+    context = capture(cwd=cwd, argv=[sys.executable, "-m", "roar", *argv[1:]], env=dict(os.environ),
+                      processes=[], paths_read=[], cache_dir=roar_dir / CACHE_DIRNAME)
     return jobrec.new_record(
         kind, argv, cwd, started_at, ended_at,
         inputs=inputs,
         outputs=outputs,
         tracer={"backend": "none", "roar_version": __version__},
         transfer=transfer,
-        context=capture(cwd=cwd, argv=[sys.executable, "-m", "roar", *argv[1:]], env=dict(os.environ),
-                        processes=[], paths_read=[], cache_dir=roar_dir / CACHE_DIRNAME),
+        context=context,
+        warnings=context_warnings(context),
     )
