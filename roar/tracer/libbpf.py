@@ -27,13 +27,19 @@ class _Lib:
     _instance: "_Lib | None" = None
 
     def __init__(self) -> None:
-        name = ctypes.util.find_library("bpf") or "libbpf.so.1"
         try:
-            lib = ct.CDLL(name, use_errno=True)
+            lib = ct.CDLL("libbpf.so.1", use_errno=True)
         except OSError:
-            raise LibbpfMissing(
-                "libbpf.so.1 not found: install it (Debian/Ubuntu: apt-get install libbpf1)"
-            ) from None
+            # find_library runs `ldconfig -p`: tens of ms, so only when the soname is not found
+            name = ctypes.util.find_library("bpf")
+            try:
+                lib = ct.CDLL(name, use_errno=True) if name else None
+            except OSError:
+                lib = None
+            if lib is None:
+                raise LibbpfMissing(
+                    "libbpf.so.1 not found: install it (Debian/Ubuntu: apt-get install libbpf1)"
+                ) from None
         self.lib = lib
         try:
             version = (lib.libbpf_major_version(), lib.libbpf_minor_version())
