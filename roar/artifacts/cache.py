@@ -30,6 +30,27 @@ def _racy(st: os.stat_result, now_ns: int) -> bool:
     return now_ns - st.st_mtime_ns < margin
 
 
+LOOKUP_CHUNK = 500   # keys per query of lookup_many (4 parameters each)
+
+
+def lookup_many(conn: sqlite3.Connection, stats: list[os.stat_result], algorithm: str) -> dict[tuple, str]:
+    """{(dev, ino, size, mtime_ns): digest} of the files among `stats` the cache knows, a
+    few queries for any number of files (a `roar status` may check 100,000 inputs). `conn`
+    is any connection to the workspace index."""
+    found: dict[tuple, str] = {}
+    keys = list(dict.fromkeys(map(_key, stats)))
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        chunk = keys[start:start + LOOKUP_CHUNK]
+        values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+        rows = conn.execute(
+            f"WITH k(dev, ino, size, mtime_ns) AS (VALUES {values}) SELECT h.dev, h.ino, h.size, h.mtime_ns,"
+            " h.digest FROM k JOIN hash_cache h ON h.dev = k.dev AND h.ino = k.ino AND h.size = k.size"
+            " AND h.mtime_ns = k.mtime_ns AND h.algorithm = ?",
+            [v for key in chunk for v in key] + [algorithm])
+        found.update(((dev, ino, size, mtime), digest) for dev, ino, size, mtime, digest in rows)
+    return found
+
+
 class HashCache:
     def __init__(self, db_path: Path) -> None:
         from roar.store import index

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from roar.cli.output import JSON, emit_json, emit_text
+from roar.cli.output import JSON, emit_text
 
 
 def register(app: typer.Typer) -> None:
@@ -21,23 +21,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The session's jobs and artifacts and which job fed which; stale outputs are marked."""
         from roar.errors import UsageError
-        from roar.lineage import dagformat, refs
-        from roar.lineage.status import session_dag
-        from roar.store.workspace import Workspace
+        from roar.lineage import dagformat
 
         fmt = "json" if as_json else fmt
         if fmt not in dagformat.FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(dagformat.FORMATS)}")
-        ws = Workspace.find()
-        conn = ws.index()
-        try:
-            sid = None
-            if session:
-                found = refs.resolve(conn, session if session.startswith("session") else f"session:{session}")
-                sid = found.id
-            dag = session_dag(ws, conn, sid)
-        finally:
-            conn.close()
+        if fmt == "json":
+            _write_json(session, output)
+            return
+        dag = _build(session)
         if fmt in dagformat.IMAGE_FORMATS:
             data = dagformat.render_image(dagformat.to_dot(dag), fmt)
             if output:
@@ -46,18 +38,54 @@ def register(app: typer.Typer) -> None:
             else:
                 sys.stdout.buffer.write(data)
             return
-        if fmt == "json":
-            if output:
-                import json
-
-                with open(output, "w") as f:
-                    json.dump(dagformat.to_json(dag), f, indent=2, ensure_ascii=False)
-            else:
-                emit_json(dagformat.to_json(dag))
-            return
         text = {"text": dagformat.to_text, "dot": dagformat.to_dot, "mermaid": dagformat.to_mermaid}[fmt](dag)
         if output:
             with open(output, "w") as f:
                 f.write(text)
         else:
             emit_text(text)
+
+
+def _session_id(conn, session: str | None) -> str | None:
+    from roar.lineage import refs
+    from roar.store import index
+
+    if not session:
+        return index.current_session(conn)
+    return refs.resolve(conn, session if session.startswith("session") else f"session:{session}").id
+
+
+def _build(session: str | None):
+    """The session's graph as objects (roar.lineage.dag), for text, dot and Mermaid."""
+    from roar.lineage.status import session_dag
+    from roar.store.workspace import Workspace
+
+    ws = Workspace.find()
+    conn = ws.index()
+    try:
+        return session_dag(ws, conn, _session_id(conn, session))
+    finally:
+        conn.close()
+
+
+def _write_json(session: str | None, output: str | None) -> None:
+    """Streamed from the index (roar.lineage.dagjson): the graph is never built as objects."""
+    from roar.lineage import dagjson, facts
+    from roar.lineage.status import disk_check
+    from roar.store.workspace import Workspace
+
+    ws = Workspace.find()
+    conn = ws.index()
+    try:
+        sid = _session_id(conn, session)
+        stale = {}
+        if sid is not None:
+            with disk_check(ws, conn) as disk:
+                stale = facts.stale_jobs(conn, sid, disk)
+        if output:
+            with open(output, "w", encoding="utf-8") as f:
+                dagjson.write(conn, sid, stale, f)
+        else:
+            dagjson.write(conn, sid, stale, sys.stdout)
+    finally:
+        conn.close()

@@ -9,6 +9,8 @@ import typer
 from roar.cli.output import JSON, emit_json, emit_text
 
 REF = typer.Argument(..., help="session[:N], @N, a job uid, an artifact hash or prefix, or a path.")
+PAIRS = typer.Argument(..., metavar="KEY=VALUE...")
+KEYS = typer.Argument(..., metavar="KEY...")
 
 
 def _target(ref: str):
@@ -29,7 +31,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(label, name="label")
 
     @label.command("set")
-    def set_cmd(ref: str = REF, pairs: List[str] = typer.Argument(..., metavar="KEY=VALUE...")) -> None:
+    def set_cmd(ref: str = REF, pairs: List[str] = PAIRS) -> None:
         """Set labels (a later set of the same key replaces it; history is kept)."""
         from roar.store import labels
 
@@ -39,7 +41,7 @@ def register(app: typer.Typer) -> None:
         emit_text(f"labelled {target.kind} {target.id}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
 
     @label.command("unset")
-    def unset_cmd(ref: str = REF, keys: List[str] = typer.Argument(..., metavar="KEY...")) -> None:
+    def unset_cmd(ref: str = REF, keys: List[str] = KEYS) -> None:
         """Remove labels (the history keeps their old values)."""
         from roar.store import labels
 

@@ -17,10 +17,10 @@ def _text(st: dict) -> str:
     lines = [f"session {session['number']} ({session['id']}): {session['jobs']} jobs, "
              f"{len(st['stale'])} stale"]
     lines += [f"  label {k}={v}" for k, v in sorted(session["labels"].items())]
-    steps = st["steps"]
-    if len(steps) > SHOWN_STEPS:
-        lines.append(f"  ... {len(steps) - SHOWN_STEPS} earlier steps (`roar log`)")
-    for s in steps[-SHOWN_STEPS:]:
+    steps = st["steps"][-SHOWN_STEPS:]
+    if session["jobs"] > len(steps):
+        lines.append(f"  ... {session['jobs'] - len(steps)} earlier steps (`roar log`)")
+    for s in steps:
         flag = "  STALE" if s["stale"] else ""
         lines.append(f"  {s['step']:<5} {s['status'] or '-':<11} {s['command']}{flag}")
     if st["outputs"]:
@@ -28,8 +28,8 @@ def _text(st: dict) -> str:
         for o in st["outputs"][-SHOWN_OUTPUTS:]:
             lines.append(f"  {o['path']}  {o['hash'].rpartition(':')[2][:12]}  ({o['step']})"
                          + ("  STALE" if o["stale"] else ""))
-        if len(st["outputs"]) > SHOWN_OUTPUTS:
-            lines.append(f"  ... and {len(st['outputs']) - SHOWN_OUTPUTS} more (`roar dag`)")
+        if st["outputs_total"] > SHOWN_OUTPUTS:
+            lines.append(f"  ... and {st['outputs_total'] - SHOWN_OUTPUTS} more (`roar dag`)")
     if st["stale"]:
         lines.append("stale:")
         lines += [f"  {s['step']} {s['command']}: {'; '.join(s['reasons'])}" for s in st["stale"]]
@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
         from roar.lineage.status import status
         from roar.store.workspace import Workspace
 
-        st = status(Workspace.find())
+        # the text shows the last steps and outputs only: read only those
+        st = status(Workspace.find(), None if as_json else max(SHOWN_STEPS, SHOWN_OUTPUTS))
         if as_json:
             emit_json(st)
         else:

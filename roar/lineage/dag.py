@@ -1,19 +1,24 @@
-"""The DAG of one session, built from the index: job and artifact nodes, the
-edges between them, which job fed which, and what is stale.
+"""The DAG of one session as Python objects, for the text, dot and Mermaid pictures
+and for tests: job and artifact nodes, the edges between them, which job fed which,
+and what is stale. It is read from the facts the index keeps (roar.store.index);
+`roar status` and `roar dag --json` read those facts directly and never build it.
 
 An output is stale when an input it was made from has since been re-made by
 a later job of the session with other content, has changed on disk, or was
-itself made by a stale job (docs/lineage.md).
+itself made by a stale job (docs/lineage.md, roar.lineage.facts).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from roar.lineage.disk import DiskCheck
-from roar.store import index
+from roar.lineage import facts
+from roar.store.index import from_db_path
+
+if TYPE_CHECKING:
+    from roar.lineage.disk import DiskCheck
 
 
 @dataclass(slots=True)
@@ -27,14 +32,13 @@ class JobNode:
     started_at: float | None
     inputs: list[tuple[str, str]] = field(default_factory=list)    # (path, artifact)
     outputs: list[tuple[str, str]] = field(default_factory=list)
-    members_out: list[tuple[str, str, str]] = field(default_factory=list)  # (path, artifact, composite)
     fed_by: dict[str, str] = field(default_factory=dict)            # input artifact -> producer uid
     stale: list[str] = field(default_factory=list)                  # reasons
     position: int = 0                                               # index in Dag.jobs
 
     @property
     def name(self) -> str:
-        return f"@B{self.step}" if self.type == "build" else f"@{self.step}"
+        return facts.name(self.step, self.type)
 
 
 @dataclass(slots=True)
@@ -46,7 +50,6 @@ class ArtifactNode:
     producers: list[str] = field(default_factory=list)
     consumers: list[str] = field(default_factory=list)
     stale: bool = False
-    last_read: int = -1            # position of the last job that read it
     member_of: str | None = None   # the composite output of the session it came in
 
     @property
@@ -59,6 +62,7 @@ class Dag:
     session: dict[str, Any] | None
     jobs: list[JobNode]
     artifacts: dict[str, ArtifactNode]
+    final: list[tuple[str, str, str]] = field(default_factory=list)   # (path, artifact, uid)
 
     def job(self, uid: str) -> JobNode:
         return self._by_uid[uid]
@@ -66,28 +70,19 @@ class Dag:
     def __post_init__(self) -> None:
         self._by_uid = {j.uid: j for j in self.jobs}
 
-    def latest_outputs(self) -> list[tuple[str, str, JobNode]]:
-        """(path, artifact, job) for every path's last write in the session, in job order."""
-        last: dict[str, tuple[str, str, JobNode]] = {}
-        for job in self.jobs:
-            for path, art in job.outputs:
-                last.pop(path, None)
-                last[path] = (path, art, job)
-        return list(last.values())
-
     def final_outputs(self) -> list[tuple[str, str, JobNode]]:
-        """Latest outputs that no later job of the session read: what the session made."""
-        return [(path, art, job) for path, art, job in self.latest_outputs()
-                if self.artifacts[art].last_read <= job.position]
+        """(path, artifact, job) of the latest outputs no later job of the session read
+        (what the session made), in job order."""
+        return [(path, art, self._by_uid[uid]) for path, art, uid in self.final]
 
 
 def session_row(conn: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT id, seq, started_at, ended_at FROM sessions WHERE id = ?",
                        (session_id,)).fetchone()
-    return dict(zip(("id", "seq", "started_at", "ended_at"), row)) if row else None
+    return dict(zip(("id", "seq", "started_at", "ended_at"), row, strict=True)) if row else None
 
 
-def build(conn: sqlite3.Connection, session_id: str | None, disk: DiskCheck | None = None) -> Dag:
+def build(conn: sqlite3.Connection, session_id: str | None, disk: "DiskCheck | None" = None) -> Dag:
     """The session's DAG with staleness; `disk` compares inputs with their files now."""
     if session_id is None:
         return Dag(None, [], {})
@@ -98,68 +93,43 @@ def build(conn: sqlite3.Connection, session_id: str | None, disk: DiskCheck | No
     for i, job in enumerate(jobs):
         job.position = i
         by_uid[job.uid] = job
-    composites = set()
-    for uid, path, art, comp in conn.execute(
-            "SELECT jf.job, jf.path, jf.artifact, jf.composite FROM jobs j JOIN job_files jf ON jf.job = j.uid"
-            " WHERE j.session_id = ? AND jf.composite IS NOT NULL AND jf.role = 'output'", (session_id,)):
-        by_uid[uid].members_out.append((index.from_db_path(path), art, comp))
-        composites.add(comp)
-    composites.update(r[0] for r in conn.execute(
-        "SELECT DISTINCT jf.composite FROM jobs j JOIN job_files jf ON jf.job = j.uid"
-        " WHERE j.session_id = ? AND jf.composite IS NOT NULL AND jf.role = 'input'", (session_id,)))
+    artifacts, final = _files(conn, session_id, by_uid)
+    for art, comp in facts.member_of(conn, session_id).items():
+        if art in artifacts:
+            artifacts[art].member_of = comp
+    for uid, reasons in facts.stale_jobs(conn, session_id, disk).items():
+        job = by_uid[uid]
+        job.stale = reasons
+        for _, art in job.outputs:
+            artifacts[art].stale = True
+    return Dag(session_row(conn, session_id), jobs, artifacts, final)
+
+
+def _files(conn: sqlite3.Connection, session_id: str,
+           by_uid: dict[str, JobNode]) -> tuple[dict[str, ArtifactNode], list[tuple[str, str, str]]]:
+    """The artifact nodes, with the jobs' inputs and outputs filled in, and the final outputs."""
+    kinds = facts.composites(conn, session_id)
     artifacts: dict[str, ArtifactNode] = {}
+    final = []
     rows = conn.execute(
-        "SELECT jf.job, jf.role = 'input', jf.path, jf.artifact, jf.size FROM jobs j"
-        " JOIN job_files jf ON jf.job = j.uid WHERE j.session_id = ? AND jf.composite IS NULL"
-        " ORDER BY j.seq, jf.role, jf.path", (session_id,))
-    for uid, is_input, path, art, size in rows:
+        "SELECT job, role = 'input', path, artifact, size, producer, rewritten = 0 AND read_later = 0"
+        " FROM job_files WHERE session_id = ? AND composite IS NULL ORDER BY seq, role, path", (session_id,))
+    for uid, is_input, path, art, size, producer, is_final in rows:
+        path = from_db_path(path)
         node = artifacts.get(art)
         if node is None:
-            node = artifacts[art] = ArtifactNode(art, "composite" if art in composites else "file", size)
+            node = artifacts[art] = ArtifactNode(art, "composite" if art in kinds else "file", size)
         if path not in node.paths:
             node.paths.append(path)
         job = by_uid[uid]
         if is_input:
             job.inputs.append((path, art))
             node.consumers.append(uid)
-            node.last_read = job.position
+            if producer:
+                job.fed_by[art] = producer
         else:
             job.outputs.append((path, art))
             node.producers.append(uid)
-    dag = Dag(session_row(conn, session_id), jobs, artifacts)
-    _link_and_mark(dag, disk)
-    return dag
-
-
-def _link_and_mark(dag: Dag, disk: DiskCheck | None) -> None:
-    """In job order: who fed each input, then whether the job is stale."""
-    last_write: dict[str, tuple[int, str, str]] = {}     # path -> (job index, artifact, uid)
-    for i, job in enumerate(dag.jobs):
-        for path, art in job.outputs:
-            last_write[path] = (i, art, job.uid)
-        for path, art, _ in job.members_out:
-            last_write[path] = (i, art, job.uid)
-    producer_so_far: dict[str, str] = {}
-    stale_jobs: set[str] = set()
-    for i, job in enumerate(dag.jobs):
-        for path, art in job.inputs:
-            producer = producer_so_far.get(art)
-            if producer:
-                job.fed_by[art] = producer
-                if producer in stale_jobs:
-                    job.stale.append(f"{path} was made by {dag.job(producer).name}, which is stale")
-            later = last_write.get(path)
-            if later and later[0] > i and later[1] != art:
-                job.stale.append(f"{path} was re-made by {dag.job(later[2]).name}")
-            elif (not later or later[0] <= i) and disk and disk.changed(path, dag.artifacts[art]):
-                job.stale.append(f"{path} changed on disk")
-        for path, art in job.outputs:
-            producer_so_far[art] = job.uid
-        for _, art, comp in job.members_out:
-            producer_so_far[art] = job.uid
-            if art in dag.artifacts and dag.artifacts[art].member_of is None:
-                dag.artifacts[art].member_of = comp
-        if job.stale:
-            stale_jobs.add(job.uid)
-            for _, art in job.outputs:
-                dag.artifacts[art].stale = True
+            if is_final:
+                final.append((path, art, uid))
+    return artifacts, final

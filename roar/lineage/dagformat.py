@@ -1,15 +1,18 @@
-"""Presenting a session DAG: terminal text, JSON (docs/json.md), Graphviz dot,
-Mermaid, and SVG/PNG through Graphviz's `dot` when it is installed."""
+"""Presenting a session DAG: terminal text, Graphviz dot, Mermaid, and SVG/PNG through
+Graphviz's `dot` when it is installed. JSON is streamed from the index by
+roar.lineage.dagjson without building the DAG."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING
 
 from roar.errors import RoarError, UsageError
-from roar.lineage.dag import Dag
+
+if TYPE_CHECKING:
+    from roar.lineage.dag import Dag
 
 IMAGE_FORMATS = ("svg", "png")
 FORMATS = ("text", "json", "dot", "mermaid", *IMAGE_FORMATS)
@@ -23,30 +26,6 @@ def _artifact_label(dag: Dag, art: str) -> str:
     node = dag.artifacts[art]
     name = os.path.basename(node.paths[-1].rstrip("/")) or node.paths[-1]
     return f"{name}/" if node.kind == "composite" else name
-
-
-def to_json(dag: Dag) -> dict[str, Any]:
-    session = dag.session and {**dag.session, "number": dag.session["seq"]}
-    if session:
-        session.pop("seq")
-    nodes: list[dict[str, Any]] = []
-    edges: list[dict[str, str]] = []
-    for job in dag.jobs:
-        nodes.append({"id": f"job:{job.uid}", "kind": "job", "uid": job.uid, "step": job.name,
-                      "type": job.type, "command": job.command, "status": job.status,
-                      "exit_code": job.exit_code, "stale": bool(job.stale), "stale_reasons": job.stale})
-        edges += [{"from": f"artifact:{art}", "to": f"job:{job.uid}", "path": path, "role": "input"}
-                  for path, art in job.inputs]
-        edges += [{"from": f"job:{job.uid}", "to": f"artifact:{art}", "path": path, "role": "output"}
-                  for path, art in job.outputs]
-    for art, node in dag.artifacts.items():
-        nodes.append({"id": f"artifact:{art}", "kind": node.kind, "hash": art, "size": node.size,
-                      "paths": node.paths, "source": node.source, "stale": node.stale})
-    edges += [{"from": f"artifact:{node.member_of}", "to": f"artifact:{art}", "role": "member"}
-              for art, node in dag.artifacts.items() if node.member_of]
-    fed = [{"from": f"job:{producer}", "to": f"job:{job.uid}", "artifact": art}
-           for job in dag.jobs for art, producer in job.fed_by.items()]
-    return {"session": session, "nodes": nodes, "edges": edges, "job_edges": fed}
 
 
 def to_text(dag: Dag) -> str:
@@ -110,7 +89,8 @@ def to_mermaid(dag: Dag) -> str:
     for job in dag.jobs:
         lines += [f"  {ids[art]} --> {ids[job.uid]}" for _, art in job.inputs]
         lines += [f"  {ids[job.uid]} --> {ids[art]}" for _, art in job.outputs]
-    lines += [f"  {ids[node.member_of]} -.-> {ids[art]}" for art, node in dag.artifacts.items() if node.member_of]
+    lines += [f"  {ids[node.member_of]} -.-> {ids[art]}"
+              for art, node in dag.artifacts.items() if node.member_of]
     stale = [ids[j.uid] for j in dag.jobs if j.stale] + [ids[a] for a, n in dag.artifacts.items() if n.stale]
     if stale:
         lines.append("  classDef stale stroke:#d00,color:#d00,stroke-dasharray:4")

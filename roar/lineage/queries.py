@@ -72,10 +72,12 @@ def artifact(conn: sqlite3.Connection, hash_: str) -> dict[str, Any]:
 
 
 def _producer(conn: sqlite3.Connection, artifact: str, before_seq: float) -> tuple | None:
+    """The latest job before `before_seq` (any session) that wrote `artifact`: one seek in
+    job_files_artifact (artifact, role, seq), however many jobs wrote those bytes."""
     return conn.execute(
         f"SELECT {JOB_COLUMNS} FROM job_files jf JOIN jobs j ON j.uid = jf.job"
         " JOIN sessions s ON s.id = j.session_id WHERE jf.artifact = ? AND jf.role = 'output'"
-        " AND j.seq < ? ORDER BY j.seq DESC LIMIT 1", (artifact, before_seq)).fetchone()
+        " AND jf.seq < ? ORDER BY jf.seq DESC LIMIT 1", (artifact, before_seq)).fetchone()
 
 
 def lineage(conn: sqlite3.Connection, target: str) -> dict[str, Any]:
@@ -100,7 +102,8 @@ def lineage(conn: sqlite3.Connection, target: str) -> dict[str, Any]:
         for path, art in conn.execute("SELECT path, artifact FROM job_files WHERE job = ? AND role = 'input'"
                                       " AND composite IS NULL ORDER BY path", (job["uid"],)).fetchall():
             producer = _producer(conn, art, row[-1])
-            job["inputs"].append({"path": from_db_path(path), "hash": art, "made_by": producer[0] if producer else None})
+            job["inputs"].append({"path": from_db_path(path), "hash": art,
+                                  "made_by": producer[0] if producer else None})
             if producer:
                 todo.append(producer)
             else:
@@ -115,13 +118,15 @@ def job_links(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
     """For a job's record: which job made each input, which jobs read each output."""
     seq = conn.execute("SELECT seq FROM jobs WHERE uid = ?", (uid,)).fetchone()[0]
     made_by = {}
-    for art, in conn.execute("SELECT artifact FROM job_files WHERE job = ? AND role = 'input'", (uid,)).fetchall():
+    for art, in conn.execute("SELECT artifact FROM job_files WHERE job = ? AND role = 'input'",
+                             (uid,)).fetchall():
         producer = _producer(conn, art, seq)
         made_by[art] = {"uid": producer[0], "step": _job(producer)["step"]} if producer else None
     read_by: dict[str, list[dict[str, str]]] = {}
     for art, consumer, step, kind in conn.execute(
-            "SELECT o.artifact, j.uid, j.step, j.type FROM job_files o JOIN job_files i ON i.artifact = o.artifact"
-            " AND i.role = 'input' JOIN jobs j ON j.uid = i.job WHERE o.job = ? AND o.role = 'output'"
+            "SELECT o.artifact, j.uid, j.step, j.type FROM job_files o JOIN job_files i"
+            " ON i.artifact = o.artifact AND i.role = 'input' JOIN jobs j ON j.uid = i.job"
+            " WHERE o.job = ? AND o.role = 'output'"
             " AND j.seq > ? ORDER BY j.seq", (uid, seq)):
         read_by.setdefault(art, []).append({"uid": consumer, "step": _name(step, kind)})
     return {"made_by": made_by, "read_by": read_by}

@@ -87,7 +87,8 @@ def _session(conn: sqlite3.Connection, ref: str) -> str:
             raise RefNotFound("no session yet: it begins with the first `roar run`")
         return current
     key = ref.split(":", 1)[1].lower()
-    rows = conn.execute("SELECT id FROM sessions WHERE seq = ?", (int(key),)).fetchall() if key.isdigit() else []
+    rows = (conn.execute("SELECT id FROM sessions WHERE seq = ?", (int(key),)).fetchall()
+            if key.isdigit() else [])
     rows = rows or conn.execute("SELECT id FROM sessions WHERE id >= ? AND id < ? ORDER BY seq",
                                 (key, key + "g")).fetchall()
     if not rows:
@@ -110,7 +111,8 @@ def _prefix(conn: sqlite3.Connection, ref: str) -> Ref | None:
     if algorithm:
         query += " AND algorithm = ?"
         params += (algorithm,)
-    candidates += [Ref("artifact", r[0]) for r in conn.execute(query + f" LIMIT {MAX_CANDIDATES + 1}", params)]
+    query += f" LIMIT {MAX_CANDIDATES + 1}"
+    candidates += [Ref("artifact", r[0]) for r in conn.execute(query, params)]
     if len(candidates) > 1:
         listed = ", ".join(f"{c.kind} {c.id}" for c in candidates[:MAX_CANDIDATES])
         more = " and more" if len(candidates) > MAX_CANDIDATES else ""

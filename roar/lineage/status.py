@@ -1,63 +1,130 @@
-"""`roar status`: the current session at a glance, as a dict (docs/json.md)."""
+"""`roar status`: the current session at a glance, as a dict (docs/json.md).
+
+It reads the facts the index keeps (roar.store.index) and never builds the
+session's graph: the steps and the final outputs are plain rows (the last
+`limit` of each when the caller shows only those, with their totals), and
+staleness comes from roar.lineage.facts, which compares every input no
+later job re-made with the disk, so the stale count is exact.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
 
-from roar.lineage import dag as dagmod
-from roar.lineage.disk import DiskCheck
 from roar.store import index, labels
-from roar.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from roar.lineage.disk import DiskCheck
+    from roar.store.workspace import Workspace
+
+# the final outputs: latest outputs no later job of the session read (see FACTS_SQL)
+_FINAL = ("FROM job_files INDEXED BY job_files_final WHERE session_id = ? AND role = 'output'"
+          " AND composite IS NULL AND rewritten = 0 AND read_later = 0")
 
 
-def session_dag(ws: Workspace, conn, session_id: str | None = None, check_disk: bool = True) -> dagmod.Dag:
-    """The DAG of a session (default: the current one), inputs compared with the disk."""
-    cache = ws.hash_cache() if check_disk else None
-    try:
-        disk = DiskCheck(conn, cache) if check_disk else None
-        return dagmod.build(conn, session_id or index.current_session(conn), disk)
-    finally:
-        if cache:
-            cache.close()
+def disk_check(ws: "Workspace", conn: sqlite3.Connection) -> "DiskCheck":
+    """A DiskCheck that opens the workspace's hash cache only if a file has to be looked up."""
+    from roar.lineage.disk import DiskCheck
+
+    return DiskCheck(conn, ws.hash_cache)
 
 
-def status(ws: Workspace) -> dict[str, Any]:
+def session_dag(ws: "Workspace", conn: sqlite3.Connection, session_id: str | None = None,
+                check_disk: bool = True):
+    """The DAG of a session (default: the current one) as objects (roar.lineage.dag),
+    inputs compared with the disk."""
+    from roar.lineage import dag as dagmod
+
+    sid = session_id or index.current_session(conn)
+    if not check_disk:
+        return dagmod.build(conn, sid)
+    with disk_check(ws, conn) as disk:
+        return dagmod.build(conn, sid, disk)
+
+
+def _rows(conn: sqlite3.Connection, query: str, params: tuple, limit: int | None) -> list[tuple]:
+    """The rows of `query` (ordered by its `{order}`), or only the last `limit` of them."""
+    if limit is None:
+        return conn.execute(query.format(order="ASC"), params).fetchall()
+    return conn.execute(query.format(order="DESC") + " LIMIT ?", (*params, limit)).fetchall()[::-1]
+
+
+def _count_final(conn: sqlite3.Connection, sid: str) -> int:
+    return conn.execute(f"SELECT COUNT(*) {_FINAL}", (sid,)).fetchone()[0]
+
+
+def status(ws: "Workspace", limit: int | None = None) -> dict[str, Any]:
+    """The session at a glance (docs/json.md). With `limit` (for the text), only the last
+    `limit` steps and outputs are listed; `session.jobs` and the extra `outputs_total`
+    count them all."""
+    from roar.lineage import facts
+
     conn = ws.index()
     try:
-        dag = session_dag(ws, conn)
-        session = dag.session
-        warnings = []
-        if session:
-            warnings = [{"job": uid, "step": dag.job(uid).name, "message": msg} for uid, msg in conn.execute(
-                "SELECT w.job, w.message FROM job_warnings w JOIN jobs j ON j.uid = w.job"
-                " WHERE j.session_id = ? ORDER BY j.seq", (session["id"],))]
-            session = {**session, "number": session.pop("seq"), "jobs": len(dag.jobs),
-                       "labels": labels.current(conn, "session", session["id"])}
         bad = [{"file": f"jobs/{name}.msgpack", "message": err}
                for name, err in conn.execute("SELECT file, error FROM bad_files ORDER BY file")]
+        sid = index.current_session(conn)
+        st: dict[str, Any] = {"workspace": str(ws.root), "session": None, "steps": [], "outputs": [],
+                              "stale": [], "warnings": [], "unreadable_records": bad}
+        if sid is not None:
+            with disk_check(ws, conn) as disk:
+                stale = facts.stale_jobs(conn, sid, disk)
+            st.update(_summary(conn, sid, stale, limit))
+        if limit is not None:
+            st["outputs_total"] = _count_final(conn, sid) if sid else 0
     finally:
         conn.close()
+    return st
+
+
+def _session_row(conn: sqlite3.Connection, sid: str) -> dict[str, Any]:
+    sid, seq, started, ended = conn.execute("SELECT id, seq, started_at, ended_at FROM sessions WHERE id = ?",
+                                            (sid,)).fetchone()
+    return {"id": sid, "seq": seq, "started_at": started, "ended_at": ended, "number": seq}
+
+
+def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], limit: int | None) -> dict:
+    from roar.lineage.facts import job_names, name, stale_outputs
+
+    session = _session_row(conn, sid)
+    session["jobs"] = conn.execute("SELECT COUNT(*) FROM jobs WHERE session_id = ?", (sid,)).fetchone()[0]
+    session["labels"] = labels.current(conn, "session", sid)
+    steps = [{"step": name(step, kind), "uid": uid, "type": kind, "command": command, "status": status,
+              "exit_code": code, "stale": uid in stale} for uid, step, kind, command, status, code in _rows(
+        conn, "SELECT uid, step, type, command, status, exit_code FROM jobs WHERE session_id = ?"
+              " ORDER BY seq {order}", (sid,), limit)]
+    final = _rows(conn, f"SELECT path, artifact, job {_FINAL} ORDER BY seq {{order}}, path {{order}}",
+                  (sid,), limit)
+    names = job_names(conn, {uid for _, _, uid in final} | set(stale))
+    commands = dict(conn.execute(
+        "SELECT uid, command FROM jobs WHERE uid IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(stale)),))) if stale else {}
+    # an output is stale when a stale job of the session wrote those bytes
+    shown = None if limit is None else [art for _, art, _ in final]
+    made_stale = stale_outputs(conn, sid, stale, shown)
+    warnings = [{"job": uid, "step": name(step, kind), "message": msg}
+                for uid, step, kind, msg in conn.execute(
+                    "SELECT w.job, j.step, j.type, w.message FROM job_warnings w JOIN jobs j ON j.uid = w.job"
+                    " WHERE j.session_id = ? ORDER BY j.seq", (sid,))]
     return {
-        "workspace": str(ws.root),
         "session": session,
-        "steps": [{"step": j.name, "uid": j.uid, "type": j.type, "command": j.command, "status": j.status,
-                   "exit_code": j.exit_code, "stale": bool(j.stale)} for j in dag.jobs],
-        "outputs": [{"path": path, "hash": art, "step": job.name, "uid": job.uid,
-                     "stale": dag.artifacts[art].stale} for path, art, job in dag.final_outputs()],
-        "stale": [{"step": j.name, "uid": j.uid, "command": j.command, "reasons": j.stale}
-                  for j in dag.jobs if j.stale],
+        "steps": steps,
+        "outputs": [{"path": index.from_db_path(path), "hash": art, "step": names[uid], "uid": uid,
+                     "stale": art in made_stale} for path, art, uid in final],
+        "stale": [{"step": names[uid], "uid": uid, "command": commands[uid], "reasons": reasons}
+                  for uid, reasons in stale.items()],
         "warnings": warnings,
-        "unreadable_records": bad,
     }
 
 
-def session_summary(conn, session_id: str) -> dict[str, Any]:
+def session_summary(conn: sqlite3.Connection, session_id: str) -> dict[str, Any]:
     """`roar show session[:N]`: the session's facts, labels and jobs (oldest first)."""
     from roar.lineage import queries
 
-    row = dagmod.session_row(conn, session_id)
-    assert row is not None
-    return {"id": row["id"], "number": row["seq"], "started_at": row["started_at"],
+    row = _session_row(conn, session_id)
+    return {"id": row["id"], "number": row["number"], "started_at": row["started_at"],
             "ended_at": row["ended_at"], "current": index.current_session(conn) == session_id,
             "labels": labels.current(conn, "session", session_id),
             "jobs": queries.log(conn, None, session_id)[::-1]}

@@ -21,6 +21,33 @@ from roar.errors import CorruptStore, WorkspaceUnwritable
 DB_NAME = "roar.db"
 TREE_ALGORITHM = "roar-tree-v1"   # a composite's tree hash (docs/artifacts.md)
 
+FACTS_SQL = (
+    # the job's session and place in the workspace order, on each of its rows
+    "UPDATE job_files SET (session_id, seq) = (SELECT session_id, seq FROM jobs WHERE uid = job_files.job)"
+    " WHERE job IN (SELECT uid FROM jobs WHERE {where})",
+    # the last write of each path in each session
+    "DELETE FROM path_writes WHERE {where}",
+    "INSERT OR REPLACE INTO path_writes SELECT session_id, path, job, seq, artifact FROM job_files"
+    " WHERE role = 'output' AND {where} ORDER BY seq",
+    # an input's producer: the latest earlier job of the session that wrote those bytes
+    "UPDATE job_files SET producer = (SELECT o.job FROM job_files o INDEXED BY job_files_artifact"
+    " WHERE o.artifact = job_files.artifact"
+    " AND o.role = 'output' AND o.session_id = job_files.session_id AND o.seq < job_files.seq"
+    " ORDER BY o.seq DESC LIMIT 1) WHERE role = 'input' AND composite IS NULL AND {where}",
+    # rewritten: a later job of the session wrote the path (of an output or a file input)
+    "UPDATE job_files SET rewritten = COALESCE(seq < (SELECT w.seq FROM path_writes w"
+    " WHERE w.session_id = job_files.session_id AND w.path = job_files.path), 0)"
+    " WHERE (role = 'output' OR composite IS NULL) AND {where}",
+    # read_later: a later job of the session read an output's bytes
+    "UPDATE job_files SET read_later = EXISTS (SELECT 1 FROM job_files r INDEXED BY job_files_artifact"
+    " WHERE r.artifact = job_files.artifact AND r.role = 'input' AND r.seq > job_files.seq"
+    " AND r.session_id = job_files.session_id AND r.composite IS NULL) WHERE role = 'output' AND {where}",
+)
+"""How the session facts follow from the rows; `{where}` selects the sessions. Migration
+003 runs these on the whole index and refresh_facts on one session: change their meaning
+only with a new migration that runs them again. (INDEXED BY: without statistics SQLite
+may prefer job_files_session, and scan the rest of the session for every row.)"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_sessions_jobs", """
         CREATE TABLE sessions (
@@ -105,10 +132,42 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (dev, ino, size, mtime_ns, algorithm)
         ) WITHOUT ROWID;
     """),
+    # Facts about each session's graph, kept up to date as jobs are indexed
+    # (index_job), so that status, dag and show read them instead of replaying the
+    # session (docs/store.md). FACTS_SQL fills them in for an index made before.
+    ("003_session_facts", """
+        ALTER TABLE job_files ADD COLUMN session_id TEXT;
+        ALTER TABLE job_files ADD COLUMN seq INTEGER;
+        ALTER TABLE job_files ADD COLUMN producer TEXT;
+        ALTER TABLE job_files ADD COLUMN rewritten INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE job_files ADD COLUMN read_later INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE path_writes (
+            session_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            job TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            artifact TEXT NOT NULL,
+            PRIMARY KEY (session_id, path)
+        ) WITHOUT ROWID;
+        DROP INDEX job_files_artifact;
+        CREATE INDEX job_files_artifact ON job_files (artifact, role, seq);
+    """ + "".join(statement.format(where="1") + ";" for statement in FACTS_SQL) + """
+        CREATE INDEX job_files_session ON job_files (session_id, seq, role, path) WHERE composite IS NULL;
+        CREATE INDEX job_files_members ON job_files (session_id, role, seq) WHERE composite IS NOT NULL;
+        CREATE INDEX job_files_producer ON job_files (producer) WHERE producer IS NOT NULL;
+        CREATE INDEX job_files_fresh_inputs ON job_files (session_id, path, artifact, size, role, composite,
+            rewritten) WHERE role = 'input' AND composite IS NULL AND rewritten = 0;
+        CREATE INDEX job_files_rewritten_inputs ON job_files (session_id, path)
+            WHERE role = 'input' AND composite IS NULL AND rewritten = 1;
+        CREATE INDEX job_files_unread ON job_files (session_id, artifact)
+            WHERE role = 'output' AND read_later = 0;
+        CREATE INDEX job_files_final ON job_files (session_id, seq, path)
+            WHERE role = 'output' AND composite IS NULL AND rewritten = 0 AND read_later = 0;
+    """),
 ]
 
-DERIVED_TABLES = ("label_events", "job_warnings", "job_files", "composite_members", "artifact_hashes", "artifacts",
-                  "bad_files", "jobs", "sessions")
+DERIVED_TABLES = ("path_writes", "label_events", "job_warnings", "job_files", "composite_members",
+                  "artifact_hashes", "artifacts", "bad_files", "jobs", "sessions")
 """Everything `roar db rebuild` recomputes from the files (children first)."""
 
 
@@ -199,21 +258,48 @@ def _add_artifact(conn: sqlite3.Connection, entry: dict[str, Any], kind: str = "
     return aid
 
 
-def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None = None) -> None:
-    """Index one record: its job row, its files and artifacts, its run-time labels.
-    `seq` orders jobs across the workspace (default: after every indexed job)."""
-    from roar.artifacts import composite
-
+def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None = None,
+              facts: bool = True) -> None:
+    """Index one record: its job row, its files and artifacts, its run-time labels, and
+    the session facts it changes (unless `facts` is false: the caller then runs
+    refresh_facts). `seq` orders jobs across the workspace (default: after every
+    indexed job)."""
     if seq is None:
         seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+    session = record["session"]
+    latest = conn.execute("SELECT MAX(seq) FROM jobs WHERE session_id = ?", (session,)).fetchone()[0]
     conn.execute(
         "INSERT OR REPLACE INTO jobs (uid, session_id, step, type, command, exit_code, status,"
         " started_at, ended_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (record["uid"], record["session"], record["step"], record["type"], record["command"],
+        (record["uid"], session, record["step"], record["type"], record["command"],
          record.get("exit_code"), record.get("exit", {}).get("status"),
          record.get("started_at"), record.get("ended_at"), seq),
     )
-    rows = []
+    rows = _file_rows(conn, record)
+    conn.executemany(
+        "INSERT OR REPLACE INTO job_files (job, role, path, artifact, size, composite, session_id, seq,"
+        " producer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(record["uid"], role, path, aid, size, comp, session, seq,
+          _producer(conn, session, aid, seq) if facts and role == "input" and comp is None else None)
+         for role, path, aid, size, comp in rows])
+    if facts and latest is not None and latest > seq:
+        refresh_facts(conn, session)     # indexed out of order: later jobs' facts change too
+    elif facts:
+        _advance_facts(conn, session, record["uid"], seq, rows)
+    conn.executemany("INSERT INTO job_warnings VALUES (?, ?)",
+                     [(record["uid"], w) for w in record.get("warnings") or []])
+    at = record.get("ended_at") or record.get("started_at") or 0
+    conn.executemany("INSERT OR REPLACE INTO label_events VALUES (?, ?, 'job', ?, ?, ?, 'record')",
+                     [(f"record:{record['uid']}:{k}", at, record["uid"], k, str(v))
+                      for k, v in (record.get("labels") or {}).items()])
+
+
+def _file_rows(conn: sqlite3.Connection, record: dict[str, Any]) -> list[tuple]:
+    """(role, path, artifact, size, composite or None) of a record's inputs and outputs,
+    a directory's files grouped into a composite (its members follow it)."""
+    from roar.artifacts import composite
+
+    rows: list[tuple] = []
     for role, entries in (("input", record.get("inputs") or []), ("output", record.get("outputs") or [])):
         singles, composites = composite.group(entries)
         for entry in singles + composites:
@@ -226,14 +312,47 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
                 _add_members(conn, aid, entry["members"])
                 rows += [(role, db_path(m.get("path") or f"{entry['path']}/{m['name']}"), m["hash"],
                           m.get("size"), aid) for m in entry["members"]]
-    conn.executemany("INSERT OR REPLACE INTO job_files VALUES (?, ?, ?, ?, ?, ?)",
-                     [(record["uid"], *row) for row in rows])
-    conn.executemany("INSERT INTO job_warnings VALUES (?, ?)",
-                     [(record["uid"], w) for w in record.get("warnings") or []])
-    at = record.get("ended_at") or record.get("started_at") or 0
-    conn.executemany("INSERT OR REPLACE INTO label_events VALUES (?, ?, 'job', ?, ?, ?, 'record')",
-                     [(f"record:{record['uid']}:{k}", at, record["uid"], k, str(v))
-                      for k, v in (record.get("labels") or {}).items()])
+    return rows
+
+
+def _producer(conn: sqlite3.Connection, session: str, artifact: str, seq: int) -> str | None:
+    """The latest job of the session before `seq` that wrote `artifact` (as a file or member)."""
+    row = conn.execute("SELECT job FROM job_files INDEXED BY job_files_artifact WHERE artifact = ?"
+                       " AND role = 'output' AND session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+                       (artifact, session, seq)).fetchone()
+    return row[0] if row else None
+
+
+def _advance_facts(conn: sqlite3.Connection, session: str, uid: str, seq: int, rows: list[tuple]) -> None:
+    """The facts after the session's newest job: the earlier outputs it read are no longer
+    final; the paths it wrote have it as their last writer, and the earlier rows at those
+    paths are rewritten. A fact flips once per row (the partial indexes only hold the rows
+    not flipped yet), so indexing a job never rescans the session."""
+    read = {aid for role, _, aid, _, comp in rows if role == "input" and comp is None}
+    # INDEXED BY: without statistics SQLite would pick job_files_session and scan the session
+    conn.executemany("UPDATE job_files INDEXED BY job_files_unread SET read_later = 1 WHERE session_id = ?"
+                     " AND artifact = ? AND role = 'output' AND read_later = 0 AND seq < ?",
+                     [(session, aid, seq) for aid in read])
+    for role, path, aid, _, _ in rows:
+        if role != "output":
+            continue
+        conn.execute("UPDATE job_files INDEXED BY job_files_fresh_inputs SET rewritten = 1"
+                     " WHERE session_id = ? AND path = ? AND role = 'input' AND composite IS NULL"
+                     " AND rewritten = 0 AND seq < ?", (session, path, seq))
+        before = conn.execute("SELECT job FROM path_writes WHERE session_id = ? AND path = ?",
+                              (session, path)).fetchone()
+        if before and before[0] != uid:
+            conn.execute("UPDATE job_files SET rewritten = 1 WHERE job = ? AND role = 'output' AND path = ?",
+                         (before[0], path))
+        conn.execute("INSERT OR REPLACE INTO path_writes VALUES (?, ?, ?, ?, ?)",
+                     (session, path, uid, seq, aid))
+
+
+def refresh_facts(conn: sqlite3.Connection, session: str | None = None) -> None:
+    """Recompute the session facts of one session (or all) from the rows."""
+    where = "1" if session is None else "session_id = :session"
+    for statement in FACTS_SQL:
+        conn.execute(statement.format(where=where), {"session": session})
 
 
 def _add_members(conn: sqlite3.Connection, comp: str, members: list[dict[str, Any]]) -> None:

@@ -26,8 +26,9 @@ def file_entry(path: str, content: bytes | None = None, hash_: str | None = None
 
 
 def record(command: str, inputs: Iterable[dict[str, Any]] = (), outputs: Iterable[dict[str, Any]] = (),
-           kind: str = "run", exit_code: int = 0, cwd: str | None = None, labels: dict[str, str] | None = None,
-           warnings: list[str] | None = None, started_at: float | None = None) -> dict[str, Any]:
+           kind: str = "run", exit_code: int = 0, cwd: str | None = None,
+           labels: dict[str, str] | None = None, warnings: list[str] | None = None,
+           started_at: float | None = None) -> dict[str, Any]:
     started = time.time() if started_at is None else started_at
     argv = command.split()
     return {

@@ -31,6 +31,7 @@ DIRNAME = ".roar"
 SESSION_FORMAT = "roar.session"
 LABEL_FORMAT = "roar.label"
 FILE_VERSION = 1
+REBUILD_CACHE_KB = 256 << 10   # SQLite page cache of `roar db rebuild`, at most (grows as used)
 
 
 def invoking_user() -> tuple[int, int] | None:
@@ -232,8 +233,9 @@ class Workspace:
 
     @staticmethod
     def _session_row(conn: sqlite3.Connection, sid: str) -> dict[str, Any]:
-        row = conn.execute("SELECT id, seq, started_at, ended_at FROM sessions WHERE id = ?", (sid,)).fetchone()
-        return dict(zip(("id", "seq", "started_at", "ended_at"), row))
+        row = conn.execute("SELECT id, seq, started_at, ended_at FROM sessions WHERE id = ?",
+                           (sid,)).fetchone()
+        return dict(zip(("id", "seq", "started_at", "ended_at"), row, strict=True))
 
     # labels
 
@@ -291,19 +293,24 @@ class Workspace:
     def _rebuild_into(self, conn: sqlite3.Connection) -> int:
         from roar.store import index
 
+        # a big page cache: the index's hash-keyed b-trees are written all over, and
+        # with SQLite's default 2 MB most inserts of a large rebuild miss it
+        conn.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_KB}")
         try:
             with _write_transaction(conn):
                 index.clear(conn)
-                self._index_files(conn, self._unindexed(conn))
+                self._index_files(conn, self._unindexed(conn), facts=False)
+                index.refresh_facts(conn)
                 return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         finally:
             conn.close()
 
-    def _listing(self, directory: Path) -> set[str]:
+    @staticmethod
+    def _entries(directory: Path) -> list[str]:
         try:
-            return {n[:-8] for n in os.listdir(directory) if n.endswith(".msgpack") and not n.startswith(".")}
+            return os.listdir(directory)
         except FileNotFoundError:
-            return set()
+            return []
 
     def _unindexed(self, conn: sqlite3.Connection) -> dict[str, set[str]]:
         queries = {"sessions": "SELECT id FROM sessions",
@@ -311,15 +318,17 @@ class Workspace:
                    "labels": "SELECT id FROM label_events WHERE origin = 'cli'"}
         missing = {}
         for kind, query in queries.items():
-            names = self._listing(self.dir / kind)
-            count_query = f"SELECT COUNT(*) FROM ({query})"
-            if len(names) == conn.execute(count_query).fetchone()[0]:
+            entries = self._entries(self.dir / kind)
+            indexed = conn.execute(f"SELECT COUNT(*) FROM ({query})").fetchone()[0]
+            if _file_count(entries) == indexed:
                 missing[kind] = set()
-            else:
-                missing[kind] = names - {r[0] for r in conn.execute(query)}
+                continue
+            names = {n[:-8] for n in entries if n.endswith(".msgpack") and not n.startswith(".")}
+            missing[kind] = set() if len(names) == indexed else names - {r[0] for r in conn.execute(query)}
         return missing
 
-    def _index_files(self, conn: sqlite3.Connection, missing: dict[str, set[str]]) -> int:
+    def _index_files(self, conn: sqlite3.Connection, missing: dict[str, set[str]],
+                     facts: bool = True) -> int:
         from roar.store import index
 
         for sid in missing["sessions"]:
@@ -336,7 +345,7 @@ class Workspace:
         for record in records:
             self._ensure_session(conn, record)
             self._renumber_if_taken(conn, record)
-            index.index_job(conn, record)
+            index.index_job(conn, record, facts=facts)
         for lid in sorted(missing["labels"]):
             doc = self._read_doc(self.labels_dir / f"{lid}.msgpack", LABEL_FORMAT)
             if doc is not None:
@@ -369,6 +378,16 @@ class Workspace:
         seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions").fetchone()[0]
         index.index_session(conn, {"id": record["session"], "seq": seq,
                                    "started_at": record.get("started_at") or 0})
+
+
+def _file_count(entries: list[str]) -> int | None:
+    """How many NAME.msgpack files a directory listing holds, counted without a Python
+    loop (every command makes this check, and jobs/ may hold 100,000 records); None
+    when a hidden file (a temporary write) is there and only the exact filter will do."""
+    joined = "\0" + "\0".join(entries) + "\0"
+    if "\0." in joined:
+        return None
+    return joined.count(".msgpack\0")
 
 
 class _write_transaction:
