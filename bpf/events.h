@@ -26,7 +26,7 @@ enum roar_event_type {
 	ROAR_EV_FORK = 1,     /* a tracked process made a new process (not a thread) */
 	ROAR_EV_EXEC = 2,     /* an exec succeeded (ret == 0) or failed (ret < 0) */
 	ROAR_EV_FILE = 3,     /* first access of one kind to one inode by one process */
-	ROAR_EV_PATHOP = 4,   /* rename, link, unlink, truncate by name: succeeded or not */
+	ROAR_EV_PATHOP = 4,   /* a rename, link, unlink, rmdir or truncate by name that succeeded */
 	ROAR_EV_EXIT = 5,     /* the whole thread group is gone */
 };
 

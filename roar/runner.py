@@ -1,9 +1,10 @@
 """`roar run` / `roar build`: trace one command and record it as a job.
 
 Order matters for cost and safety: everything that can fail for a reason the
-user can fix (arguments, workspace, privileges, the program's path) is checked
-before the BPF object is loaded; the object is attached only while the
-command runs; the record is written once, atomically, after the command ended.
+user can fix (arguments, privileges, workspace, the program's path) is checked
+before anything is attached (the object itself may already be loading in the
+background, roar.tracer.preload); it is attached only while the command runs;
+the record is written once, atomically, after the command ended.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from roar.errors import UsageError
 from roar.record import job as jobrec
 from roar.record.filesets import FileSets, Seen
 from roar.store.workspace import Workspace
+from roar.tracer.loader import DEFAULT_RING_BYTES, preflight
 
 POLL_MS = 100
 SYNC_HASH_MAX = 1 << 20
@@ -27,7 +29,7 @@ SYNC_HASH_MAX = 1 << 20
 @dataclass
 class RunOptions:
     kind: str = "run"                 # run | build
-    ring_bytes: int = 16 << 20
+    ring_bytes: int = DEFAULT_RING_BYTES
     verbose: bool = False
     hash_algorithms: tuple[str, ...] = ("blake3",)
     labels: dict[str, str] = field(default_factory=dict)
@@ -101,7 +103,6 @@ class _Observed:
 
 def run_job(argv: list[str], options: RunOptions) -> RunResult:
     from roar.tracer import launcher
-    from roar.tracer.loader import preflight
 
     if not argv:
         raise UsageError("no command given: use `roar run [--] CMD [ARGS...]`")

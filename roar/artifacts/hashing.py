@@ -59,7 +59,7 @@ def hash_uncached(path: str, algorithms: tuple[str, ...], progress: Progress | N
                 if progress and chunks % (MMAP_SLICE // CHUNK) == 0:
                     progress(min(chunks * CHUNK, size), size)
             result.update({name: h.hexdigest() for name, h in zip(
-                [a for a in algorithms if a != "blake3"], others)})
+                [a for a in algorithms if a != "blake3"], others, strict=True)})
     if isinstance(progress, TerminalBar):
         progress.close()
     return result

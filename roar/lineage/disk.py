@@ -28,7 +28,6 @@ class DiskCheck:
         self._cache = cache
         self._opened: "HashCache | None" = None
         self._memo: dict[tuple[str, str], bool] = {}
-        self.checked = 0     # existing files looked at (stat and maybe hash)
 
     def close(self) -> None:
         if self._opened is not None:
@@ -95,7 +94,6 @@ class DiskCheck:
 
             known = lookup_many(self.conn, [p[3] for p in pending], "blake3")
             for stored, path, artifact, st in pending:
-                self.checked += 1
                 digest = known.get((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
                 changed = digest != artifact if digest else self._differs(path, st, artifact, st.st_size)
                 memo[(path, artifact)] = changed
@@ -106,7 +104,6 @@ class DiskCheck:
     def _changed(self, path: str, artifact: str, size: int | None) -> bool:
         if not os.access(path, os.F_OK):
             return False
-        self.checked += 1
         try:
             st = os.stat(path)
         except OSError:

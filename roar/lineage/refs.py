@@ -12,11 +12,9 @@ import os
 import sqlite3
 import string
 from dataclasses import dataclass
-from typing import Any
 
 from roar.errors import AmbiguousRef, RefNotFound
 from roar.store import index
-from roar.store.workspace import Workspace
 
 HEX = set(string.hexdigits.lower())
 MAX_CANDIDATES = 10
@@ -27,18 +25,6 @@ class Ref:
     kind: str      # session | job | artifact
     id: str        # session id, job uid or artifact hash
     path: str | None = None   # set when the ref was a path
-
-
-def resolve_job(ws: Workspace, ref: str) -> dict[str, Any]:
-    """The record of the job `ref` names (RefNotFound when it names something else)."""
-    conn = ws.index()
-    try:
-        found = resolve(conn, ref)
-    finally:
-        conn.close()
-    if found.kind != "job":
-        raise RefNotFound(f"{ref!r} is {'an' if found.kind == 'artifact' else 'a'} {found.kind}, not a job")
-    return ws.read_record(found.id)
 
 
 def resolve(conn: sqlite3.Connection, ref: str, cwd: str | None = None) -> Ref:

@@ -20,8 +20,6 @@ from roar.errors import CorruptStore
 FORMAT = "roar.job"
 VERSION = 1
 
-JOB_TYPES = ("run", "build", "get", "put")
-
 
 def new_record(kind: str, argv: list[str], cwd: str, started_at: float, ended_at: float,
                **fields: Any) -> dict[str, Any]:

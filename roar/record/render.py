@@ -181,7 +181,8 @@ def _gib(n: int | None) -> str:
 
 def _machine_lines(m: dict[str, Any]) -> list[str]:
     os_ = m.get("os") or {}
-    os_name = os_.get("pretty_name") or " ".join(filter(None, (os_.get("name"), os_.get("version")))) or "unknown OS"
+    os_name = (os_.get("pretty_name") or " ".join(filter(None, (os_.get("name"), os_.get("version"))))
+               or "unknown OS")
     first = [os_name, f"kernel {m.get('kernel') or '?'}", m.get("arch") or "?"]
     if m.get("hostname"):
         first.append(f"host {m['hostname']}")
@@ -203,7 +204,8 @@ def _machine_lines(m: dict[str, Any]) -> list[str]:
         gpu_text = "; ".join(f"{n} x {name}" if n > 1 else name for name, n in groups.items())
     else:
         gpu_text = "none" + (" (not recorded: see note)" if m.get("gpu_note") else "")
-    second = f"{cpu.get('model') or 'unknown CPU'} x {cores_text}, {_gib(m.get('memory_bytes'))} memory, GPUs: {gpu_text}"
+    second = (f"{cpu.get('model') or 'unknown CPU'} x {cores_text}, {_gib(m.get('memory_bytes'))} memory, "
+              f"GPUs: {gpu_text}")
     third = f"container: {m.get('container') or 'none'}, VM: {m.get('vm') or 'none'}"
     return [f"    machine:     {', '.join(first)}", CONTEXT_PAD + second, CONTEXT_PAD + third]
 
@@ -346,7 +348,8 @@ def lineage_lines(lineage: dict[str, Any], name: str) -> list[str]:
         if job is None:
             lines.append(f"{pad}{path}  {_short(hash_)}  <- {made_by} (lineage truncated)")
             return
-        lines.append(f"{pad}{path}  {_short(hash_)}  <- {job['step']} {job['command']}  (session {job['session']})")
+        lines.append(f"{pad}{path}  {_short(hash_)}  <- {job['step']} {job['command']}"
+                     f"  (session {job['session']})")
         if made_by in shown:
             lines.append(f"{pad}  (inputs of {job['step']} shown above)")
             return
@@ -362,7 +365,8 @@ def lineage_lines(lineage: dict[str, Any], name: str) -> list[str]:
 
 def session_text(summary: dict[str, Any]) -> str:
     state = "current" if summary["current"] else f"ended {_when(summary['ended_at'])}"
-    lines = [f"session {summary['number']} ({summary['id']})  started {_when(summary['started_at'])}, {state}"]
+    lines = [f"session {summary['number']} ({summary['id']})  "
+             f"started {_when(summary['started_at'])}, {state}"]
     lines += [f"  label {k}={v}" for k, v in sorted(summary["labels"].items())]
     lines.append(f"  jobs ({len(summary['jobs'])}):")
     lines += [f"    {j['step']:<5} {j['uid']}  [{j['status']}]  {j['command']}" for j in summary["jobs"]]

@@ -27,7 +27,6 @@ class Process:
     cwd: str | None = None
     end_ns: int | None = None
     wait_status: int | None = None
-    execs: int = 0
 
     def as_record(self) -> dict[str, Any]:
         exit_code = signal = None
@@ -101,7 +100,6 @@ class Collector:
         proc.exe = _str(e.exe) or None
         proc.argv = [_str(a) for a in e.argv]
         proc.cwd = _str(e.cwd)
-        proc.execs += 1
         if proc.exe:
             self.files.executed(proc.exe, e.tgid)
         script = os.path.realpath(_str(ev.join_path(e.cwd, e.filename)))

@@ -112,8 +112,8 @@ class Tracer:
 
     def __init__(self, on_event: Callable[[bytes], None], ring_bytes: int = DEFAULT_RING_BYTES,
                  verbose: bool = False, loaded: int | None = None) -> None:
-        """`loaded`: an object load_object() already made with these settings."""
-        preflight()
+        """`loaded`: an object load_object() already made with these settings.
+        The caller has run preflight()."""
         self._lib = libbpf.lib()
         self._obj: int | None = None
         self._links: list[int] = []
