@@ -47,6 +47,13 @@ class ContextError(RoarError):
     exit_code = 7
 
 
+class Untrusted(RoarError):
+    """Refused for safety: a workspace, link, repository or sudo identity that
+    someone else may have planted (docs/security.md)."""
+
+    exit_code = 8
+
+
 class WorkspaceUnwritable(RoarError):
     exit_code = 120
 
@@ -89,6 +96,7 @@ ALL_ERRORS: tuple[type[RoarError], ...] = (
     CorruptStore,
     NotAWorkspace,
     ContextError,
+    Untrusted,
     WorkspaceUnwritable,
     NoPrivilege,
     KernelUnsupported,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roar import __version__
+from roar import __version__, privilege
 from roar.errors import UsageError
 from roar.record import job as jobrec
 from roar.record.filesets import FileSets, Seen
@@ -110,7 +110,7 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
     cwd = os.getcwd()
     workspace = Workspace.find_or_create(Path(cwd))
     workspace.check_writable()
-    user = launcher.target_user()
+    user = privilege.invoking_user()
     env = launcher.child_environment(user)
     program = launcher.resolve_program(argv[0], env)
 

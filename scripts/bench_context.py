@@ -32,11 +32,12 @@ from pathlib import Path
 import roar.runner as runner
 from roar.record.context import capture
 from roar.tracer import launcher
+from roar import privilege
 
 build = runner._build_record
 def build_with_context(argv, options, cwd, *rest):
     record = build(argv, options, cwd, *rest)
-    record["context"] = capture(cwd=cwd, argv=argv, env=launcher.child_environment(launcher.target_user()),
+    record["context"] = capture(cwd=cwd, argv=argv, env=launcher.child_environment(privilege.invoking_user()),
                                 processes=record["processes"],
                                 paths_read=record["system_reads"] + [i["path"] for i in record["inputs"]],
                                 cache_dir=Path(cwd) / ".roar" / "cache")

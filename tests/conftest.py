@@ -1,5 +1,5 @@
-"""Shared test set-up: the `ebpf` marker and its rule that, in CI, a real
-tracer test that cannot run is a failure, not a skip."""
+"""Shared test set-up: the `ebpf` and `root` markers and their rule that, in CI,
+a real tracer or privilege test that cannot run is a failure, not a skip."""
 
 from __future__ import annotations
 
@@ -25,17 +25,19 @@ def ebpf_unavailable() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = ebpf_unavailable()
-    if reason is None:
-        return
+    reasons = {"ebpf": ebpf_unavailable(), "root": None if os.geteuid() == 0 else "not root"}
     for item in items:
-        if "ebpf" in item.keywords:
+        for marker, reason in reasons.items():
+            if reason is None or marker not in item.keywords:
+                continue
             if REQUIRE_EBPF:
-                item.add_marker(pytest.mark.usefixtures("_ebpf_required_but_unavailable"))
+                item.add_marker(pytest.mark.usefixtures("_required_but_unavailable"))
             else:
-                item.add_marker(pytest.mark.skip(reason=f"real eBPF tracer unavailable: {reason}"))
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {reason}"))
+            break
 
 
 @pytest.fixture
-def _ebpf_required_but_unavailable():
-    pytest.fail(f"eBPF test cannot run ({ebpf_unavailable()}) and CI requires it")
+def _required_but_unavailable():
+    pytest.fail(f"a root/eBPF test cannot run (eBPF: {ebpf_unavailable() or 'ok'}, "
+                f"uid {os.geteuid()}) and CI requires it")

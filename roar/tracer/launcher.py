@@ -12,39 +12,17 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
 import signal
 import stat
-from dataclasses import dataclass
 from typing import Callable
 
 from roar.errors import CommandNotExecutable, CommandNotFound, UsageError
+from roar.privilege import User
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
-@dataclass
-class TargetUser:
-    uid: int
-    gid: int
-    groups: list[int]
-    name: str
-    home: str
-
-
-def target_user() -> TargetUser | None:
-    """The user behind sudo, when roar runs as root under sudo."""
-    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
-    if os.geteuid() != 0 or not uid.isdigit() or not gid.isdigit() or uid == "0":
-        return None
-    try:
-        pw = pwd.getpwuid(int(uid))
-    except KeyError:
-        return None
-    return TargetUser(int(uid), int(gid), os.getgrouplist(pw.pw_name, int(gid)), pw.pw_name, pw.pw_dir)
-
-
-def child_environment(user: TargetUser | None) -> dict[str, str]:
+def child_environment(user: User | None) -> dict[str, str]:
     env = dict(os.environ)
     if user:
         env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
@@ -79,7 +57,7 @@ def resolve_program(name: str, env: dict[str, str]) -> str:
 class Launch:
     """A forked, still-blocked child; release() lets it exec."""
 
-    def __init__(self, program: str, argv: list[str], env: dict[str, str], user: TargetUser | None) -> None:
+    def __init__(self, program: str, argv: list[str], env: dict[str, str], user: User | None) -> None:
         self._go_r, self._go_w = os.pipe()
         self._err_r, self._err_w = os.pipe2(os.O_CLOEXEC)
         self.pid = os.fork()
@@ -96,7 +74,7 @@ class Launch:
         self.interrupted = False
         self._old_handlers: dict[int, object] = {}
 
-    def _child(self, program: str, argv: list[str], env: dict[str, str], user: TargetUser | None) -> None:
+    def _child(self, program: str, argv: list[str], env: dict[str, str], user: User | None) -> None:
         try:
             os.close(self._go_w)
             os.close(self._err_r)
@@ -106,7 +84,7 @@ class Launch:
             os.read(self._go_r, 1)      # tracked from here on
             os.close(self._go_r)
             if user:
-                os.setgroups(user.groups)
+                os.setgroups(list(user.groups))
                 os.setgid(user.gid)
                 os.setuid(user.uid)
             os.execve(program, argv, env)

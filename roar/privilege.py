@@ -1,0 +1,77 @@
+"""Who roar acts as: the user behind sudo, and dropping to that user.
+
+roar is started as root (`sudo roar run ...`) in directories that other users
+control. Root is needed for exactly two things, loading the BPF object and
+starting the traced command; everything else (the workspace, git, get/put,
+hashing by path, context capture) runs as the invoking user (docs/security.md).
+
+- `invoking_user()` reads SUDO_UID/SUDO_GID once and checks them against the
+  passwd database: a SUDO_UID that names no user is refused, never run as root.
+- `drop(user)` gives up root for good (real, effective and saved ids).
+- `as_user(user)` is the temporary form `roar run` needs around the command:
+  the effective ids (which decide file access and ownership) are the user's,
+  the real and saved uid stay root so the tracer can still be attached
+  (`regain()`).
+
+glibc applies each of these to every thread of the process, so a caller makes
+sure no thread is in the middle of a privileged step (the BPF preload) first.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+
+from roar.errors import Untrusted
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    name: str
+    home: str
+
+
+def invoking_user() -> User | None:
+    """The user behind sudo when roar runs as root under sudo; None when roar is
+    not root, not under sudo, or sudo was run by root itself. Untrusted when
+    SUDO_UID/SUDO_GID are malformed or name no user."""
+    if os.geteuid() != 0 or "SUDO_UID" not in os.environ:
+        return None
+    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
+    if not uid.isdigit() or not gid.isdigit() or len(uid) > 10 or len(gid) > 10:
+        raise Untrusted(f"SUDO_UID={uid!r} SUDO_GID={gid!r} are not numeric ids: run roar through "
+                        "sudo, or unset SUDO_UID and SUDO_GID to act as root")
+    if int(uid) == 0:
+        return None
+    try:
+        pw = pwd.getpwuid(int(uid))
+    except (KeyError, OverflowError):
+        raise Untrusted(f"SUDO_UID={uid} names no user in the passwd database: run roar through "
+                        "sudo as a real user, or unset SUDO_UID to act as root") from None
+    groups = tuple(os.getgrouplist(pw.pw_name, int(gid)))
+    return User(int(uid), int(gid), groups, pw.pw_name, pw.pw_dir)
+
+
+def as_user(user: User) -> None:
+    """Act as `user` (effective ids, groups) while keeping the saved uid 0."""
+    os.setgroups(list(user.groups))
+    os.setresgid(-1, user.gid, 0)
+    os.setresuid(-1, user.uid, 0)   # the real uid stays root: the user cannot signal roar
+
+
+def regain() -> None:
+    """Back to root after as_user()."""
+    os.setresuid(0, 0, 0)
+    os.setresgid(0, 0, 0)
+    os.setgroups([0])
+
+
+def drop(user: User) -> None:
+    """Become `user` for good: no way back to root for this process."""
+    os.setgroups(list(user.groups))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
