@@ -14,18 +14,23 @@ def register(app: typer.Typer) -> None:
     @db.command("rebuild")
     def rebuild_cmd(as_json: bool = JSON) -> None:
         """Rebuild the index from the job records, session files and label changes.
-        A damaged index is moved aside first; unreadable records are listed by `roar status`."""
+        A damaged index is moved aside first; a bad record is set aside (named here and by
+        `roar status`, never deleted) and the others are indexed."""
         from roar.store.workspace import Workspace
 
         ws = Workspace.find()
         jobs = ws.rebuild()
         conn = ws.index()
         try:
-            bad = [r[0] for r in conn.execute("SELECT file FROM bad_files ORDER BY file")]
+            bad = conn.execute("SELECT file, error FROM bad_files ORDER BY file").fetchall()
         finally:
             conn.close()
         if as_json:
-            emit_json({"jobs": jobs, "unreadable_records": [f"jobs/{b}.msgpack" for b in bad]})
-        else:
-            emit_text(f"rebuilt the index: {jobs} jobs" + "".join(
-                f"\nskipped unreadable record {ws.jobs_dir / b}.msgpack" for b in bad))
+            emit_json({"jobs": jobs, "unreadable_records": [f"jobs/{name}.msgpack" for name, _ in bad]})
+            return
+        text = f"rebuilt the index: {jobs} jobs"
+        if bad:
+            # the error names the file, what is wrong with it and what to do
+            text += f"; {len(bad)} bad record{'s' if len(bad) > 1 else ''} set aside:"
+            text += "".join(f"\n  {error}" for _, error in bad)
+        emit_text(text)

@@ -45,22 +45,31 @@ def encode(record: dict[str, Any]) -> bytes:
 
 
 def decode(data: bytes, source: str = "record") -> dict[str, Any]:
+    """The record in `data`, checked against the format (roar.record.validate); CorruptStore
+    naming `source` (the file) and what is wrong when it is not a valid job record."""
+    from roar.record import validate
+
+    name = validate.shown(source)   # a file name may hold a newline: keep the message one line
     try:
         record = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
         raise CorruptStore(
-            f"{source} is not a valid job record ({exc.__class__.__name__}): "
+            f"{name} is not a valid job record ({exc.__class__.__name__}): "
             "run `roar db rebuild` to reindex without it"
         ) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CorruptStore(f"{source} is not a roar job record: run `roar db rebuild`")
+        raise CorruptStore(f"{name} is not a roar job record: run `roar db rebuild`")
     version = record.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         raise CorruptStore(
-            f"{source} has record version {version}, newer than this roar understands "
+            f"{name} has record version {version}, newer than this roar understands "
             f"({VERSION}): upgrade roar"
         )
-    return _from_wire(record)
+    # anyone who can write in .roar/jobs/ may have written it: check every field roar uses
+    validate.check_plain(record, source)
+    record = _from_wire(record)
+    validate.check(record, source)
+    return record
 
 
 def _to_wire(value: Any) -> Any:
