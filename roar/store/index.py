@@ -185,21 +185,66 @@ def from_db_path(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-def connect(path: Path, check_same_thread: bool = True) -> sqlite3.Connection:
+def connect(path: str | Path, check_same_thread: bool = True, readonly: bool = False,
+            display: Path | None = None, journal: str = "WAL") -> sqlite3.Connection:
+    """A connection to the index at `path` (migrated unless `readonly`, which opens
+    it for reading only: another user's workspace, a read-only filesystem).
+    `display` is the name errors show (`path` may go through /proc/self/fd)."""
+    shown = display or path
     try:
+        if readonly:
+            conn = _connect_readonly(str(path), check_same_thread)
+            _check_migrated(conn)
+            return conn
         conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                check_same_thread=check_same_thread)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA journal_mode={journal}")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA trusted_schema=OFF")   # the file may come from someone else
         migrate(conn)
     except sqlite3.DatabaseError as exc:
-        if "readonly" in str(exc) or "unable to open" in str(exc):
-            raise WorkspaceUnwritable(f"cannot open the index {path}: {exc}") from None
+        text = str(exc)
+        if "disk is full" in text:
+            raise WorkspaceUnwritable(f"cannot write the index {shown}: the disk is full; free some space "
+                                      "and run the command again") from None
+        if "readonly" in text or "unable to open" in text:
+            raise WorkspaceUnwritable(f"cannot open the index {shown}: {exc}") from None
+        if "locked" in text:
+            raise
         raise CorruptStore(
-            f"the index {path} is damaged ({exc}): run `roar db rebuild`"
+            f"the index {shown} is damaged ({exc}): run `roar db rebuild`"
         ) from None
     return conn
+
+
+def _connect_readonly(path: str, check_same_thread: bool) -> sqlite3.Connection:
+    """mode=ro reads a WAL index when its -shm can be used; on a read-only filesystem
+    only immutable=1 can (nobody can be writing there)."""
+    from urllib.parse import quote
+
+    last: sqlite3.DatabaseError | None = None
+    for params in ("mode=ro", "immutable=1"):
+        try:
+            conn = sqlite3.connect(f"file:{quote(path)}?{params}", uri=True, timeout=30,
+                                   isolation_level=None, check_same_thread=check_same_thread)
+            conn.execute("PRAGMA trusted_schema=OFF")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _check_migrated(conn: sqlite3.Connection) -> None:
+    try:
+        done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
+    except sqlite3.OperationalError:
+        done = set()
+    if done != {name for name, _ in MIGRATIONS}:
+        raise WorkspaceUnwritable("the index needs upgrading for this roar, and this workspace is read-only "
+                                  "here: run a roar command where it can be written (its owner's)")
 
 
 def migrate(conn: sqlite3.Connection) -> None:

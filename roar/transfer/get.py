@@ -36,11 +36,10 @@ def get(src: str, dest: str, force: bool = False) -> dict[str, Any]:
         output, details = _fetch_file(source, target, force)
     else:
         output, details = _fetch_http(source, target, force)
-    _give(workspace, target)
     inputs = [_as_input(output, source)]
     transfer = {"source": source.public, "destination": target, "scheme": source.scheme, **details}
     job = record.build("get", [source.public, dest] + (["--force"] if force else []), cwd, started_at,
-                       inputs, [output], transfer, workspace.dir)
+                       inputs, [output], transfer, workspace.fd_path("cache"))
     return workspace.add_job(job)
 
 
@@ -112,12 +111,3 @@ def _as_input(output: dict[str, Any], source: Location) -> dict[str, Any]:
     if "members" in output:
         entry["members"] = [dict(m, path=f"{url}/{m['name']}") for m in output["members"]]
     return entry
-
-
-def _give(workspace: Any, target: str) -> None:
-    """Under sudo, what roar fetched belongs to the invoking user."""
-    workspace.give(Path(target))
-    if os.path.isdir(target):
-        for dirpath, dirnames, filenames in os.walk(target):
-            for name in dirnames + filenames:
-                workspace.give(Path(dirpath, name))

@@ -44,7 +44,7 @@ def put(srcs: list[str], dest: str, force: bool = False) -> dict[str, Any]:
         inputs, outputs = _put_local(sources, target, force, workspace)
     transfer = {"sources": sources, "destination": target.public, "scheme": target.scheme, "verified": True}
     job = record.build("put", [*srcs, target.public] + (["--force"] if force else []), cwd, started_at,
-                       inputs, outputs, transfer, workspace.dir)
+                       inputs, outputs, transfer, workspace.fd_path("cache"))
     return workspace.add_job(job)
 
 
@@ -76,7 +76,6 @@ def _put_local(sources: list[str], target: Location, force: bool,
                                    "and permissions") from None
             _verify(entry, _local_entry(tmp, entry), f"file://{dest}")
             files.place(tmp, dest, force)
-        workspace.give(Path(dest))
         inputs.append(entry)
         outputs.append(_output(entry, dest, f"file://{dest}"))
     return inputs, outputs

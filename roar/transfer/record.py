@@ -18,15 +18,13 @@ from roar.record import job as jobrec
 from roar.record.context import capture
 from roar.record.context import warnings as context_warnings
 
-CACHE_DIRNAME = "cache"
-
-
 def build(kind: str, argv: list[str], cwd: str, started_at: float, inputs: list[dict[str, Any]],
-          outputs: list[dict[str, Any]], transfer: dict[str, Any], roar_dir: Path) -> dict[str, Any]:
+          outputs: list[dict[str, Any]], transfer: dict[str, Any], cache_dir: str) -> dict[str, Any]:
+    """`cache_dir`: the workspace's context cache (Workspace.fd_path("cache"))."""
     ended_at = time.time()
     argv = ["roar", kind, *argv]
     context = capture(cwd=cwd, argv=[sys.executable, "-m", "roar", *argv[1:]], env=dict(os.environ),
-                      processes=[], paths_read=[], cache_dir=roar_dir / CACHE_DIRNAME)
+                      processes=[], paths_read=[], cache_dir=Path(cache_dir))
     return jobrec.new_record(
         kind, argv, cwd, started_at, ended_at,
         inputs=inputs,

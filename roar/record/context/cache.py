@@ -1,10 +1,11 @@
 """Small JSON caches for context facts that do not change between runs.
 
 Each cache file holds one value and the key it was computed for (a boot id, a
-directory mtime, ...); a different key is a miss. Files are written atomically
-and, when roar runs as root, given to the owner of the cache directory, so a
-later run without sudo can still use and refresh them. A cache that cannot be
-read or written is only a miss: capture never fails because of it.
+directory mtime, ...); a different key is a miss. Files are written atomically,
+by the acting user (under sudo, the invoking user: roar.privilege), in the
+workspace's .roar/cache, which the caller reaches through a descriptor
+(Workspace.fd_path). A cache that cannot be read or written is only a miss:
+capture never fails because of it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 
 
 def ensure_dir(cache_dir: Path) -> None:
-    """Create the cache directory, owned like its parent (the workspace's .roar/)."""
+    """Create the cache directory if it is missing (private to its user)."""
     if cache_dir.is_dir():
         return
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        match_owner(cache_dir, cache_dir.parent)
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
         pass
 
@@ -45,21 +45,10 @@ def store(path: Path, key: Any, value: Any) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump({"key": key, "value": value}, f, separators=(",", ":"))
-            match_owner(Path(tmp), path.parent)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-    except OSError:
-        pass
-
-
-def match_owner(path: Path, like: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    try:
-        st = like.stat()
-        os.chown(path, st.st_uid, st.st_gid)
     except OSError:
         pass

@@ -2,10 +2,14 @@
 
 Root, branch, commit and remote URL are read from the repository's files
 (HEAD, refs, packed-refs, config), which costs well under a millisecond.
-Only "is the tree dirty, and where" needs `git status`, run with
-`-c safe.directory=*` (under sudo the repository belongs to another user and
-git would refuse it) and GIT_OPTIONAL_LOCKS=0 (so it never rewrites the index,
-as root, behind the user's back). Not in a repository: None.
+Only "is the tree dirty, and where" needs `git status`, which runs as whoever
+roar acts as: under sudo the invoking user (roar.privilege), never root in
+someone else's repository, since a repository's config can run programs
+(core.fsmonitor, hooks). git's own rule decides: roar never overrides
+safe.directory, and as root in a repository owned by another user it records
+no git context at all (UntrustedRepository says why). GIT_OPTIONAL_LOCKS=0:
+git status never rewrites the index behind the user's back. Not in a
+repository: None.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ MAX_DIRTY_PATHS = 1000
 IGNORED_PREFIXES = (".roar/",)    # roar's own workspace is not the user's change
 
 
+class UntrustedRepository(Exception):
+    """A repository roar must not read as root: it belongs to someone else."""
+
+
 def capture(cwd: str) -> dict[str, Any] | None:
     found = find_repository(Path(cwd))
     if found is None:
         return None
     root, git_dir = found
+    check_owner(root, git_dir)
     common_dir = _common_dir(git_dir)
     branch, commit = head(git_dir, common_dir)
     dirty_paths, note = status(root)
@@ -58,6 +67,24 @@ def find_repository(start: Path) -> tuple[Path, Path] | None:
                 target = Path(text[len("gitdir:"):].strip())
                 return d, (target if target.is_absolute() else d / target)
     return None
+
+
+def check_owner(root: Path, git_dir: Path) -> None:
+    """As root, the work tree and its git directory must be root's (git's
+    safe.directory rule, which roar never overrides)."""
+    if os.geteuid() != 0:
+        return
+    for path in (root, git_dir):
+        try:
+            uid = os.lstat(path).st_uid
+        except OSError:
+            continue
+        if uid != 0:
+            from roar.store.workspace import owner_name
+
+            raise UntrustedRepository(
+                f"{path} belongs to {owner_name(uid)} and roar runs as root: git could run that "
+                "user's configuration as root (git's safe.directory rule); run roar through sudo as that user")
 
 
 def _common_dir(git_dir: Path) -> Path:
@@ -113,7 +140,7 @@ def status(root: Path) -> tuple[list[str] | None, str | None]:
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     try:
         out = subprocess.run(
-            [git, "-c", "safe.directory=*", "-C", str(root), "status", "--porcelain=v1", "-z",
+            [git, "-C", str(root), "status", "--porcelain=v1", "-z",
              "--untracked-files=normal"],
             capture_output=True, timeout=STATUS_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

@@ -129,7 +129,6 @@ def build_dpkg_index(db: Path, key: str, dpkg_dir: Path, merge: dict[str, str]) 
         conn.execute("INSERT INTO meta VALUES ('key', ?)", (key,))
         conn.commit()
         conn.close()
-        cache.match_owner(Path(tmp), db.parent)
         os.replace(tmp, db)
     finally:
         if os.path.exists(tmp):
