@@ -24,11 +24,18 @@ VERSION = 1
 def new_record(kind: str, argv: list[str], cwd: str, started_at: float, ended_at: float,
                **fields: Any) -> dict[str, Any]:
     """A record with every key of the format (docs/record-format.md): identity,
-    command and times filled in, the rest empty unless given in `fields`."""
+    command and times filled in, the rest empty unless given in `fields`.
+    Credentials in the command line and in every process's argv are replaced
+    by "<redacted>" (roar.record.context.redact.scrub_argv) before anything is
+    written, and `argv_redacted` says so."""
+    from roar.record.context.redact import scrub_argv
+
+    shown = scrub_argv(list(argv))
     record: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "uid": uuid.uuid4().hex[:16],
         "session": None, "step": None,   # given by the workspace when the job is added
-        "type": kind, "command": shlex.join(argv), "argv": list(argv), "cwd": cwd,
+        "type": kind, "command": shlex.join(shown), "argv": shown, "argv_redacted": shown != list(argv),
+        "cwd": cwd,
         "started_at": started_at, "ended_at": ended_at,
         "duration_s": round(ended_at - started_at, 6),
         "exit": {"code": 0, "signal": None, "status": "ok"}, "exit_code": 0,
@@ -37,6 +44,14 @@ def new_record(kind: str, argv: list[str], cwd: str, started_at: float, ended_at
         "tracer": {}, "warnings": [], "labels": {},
     }
     record.update(fields)
+    processes = []
+    for process in record["processes"]:
+        argv_ = process.get("argv")
+        if argv_:
+            process = dict(process, argv=scrub_argv(list(argv_)))
+            record["argv_redacted"] |= process["argv"] != argv_
+        processes.append(process)
+    record["processes"] = processes
     return record
 
 
