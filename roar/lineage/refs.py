@@ -13,11 +13,12 @@ import sqlite3
 import string
 from dataclasses import dataclass
 
-from roar.errors import AmbiguousRef, RefNotFound
+from roar.errors import AmbiguousRef, RefNotFound, UsageError
 from roar.store import index
 
 HEX = set(string.hexdigits.lower())
 MAX_CANDIDATES = 10
+MAX_NUMBER = 2**63 - 1   # SQLite's largest INTEGER: a bigger one cannot be a step or session
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,12 @@ def resolve(conn: sqlite3.Connection, ref: str, cwd: str | None = None) -> Ref:
 def _step(conn: sqlite3.Connection, ref: str) -> str:
     build = ref[1:2].upper() == "B"
     number = ref[2:] if build else ref[1:]
-    if not number.isdigit():
+    if not _is_number(number):
         raise RefNotFound(f"bad step reference {ref}: use @N or @BN, e.g. @1")
     session = index.current_session(conn)
     kind = "type = 'build'" if build else "type != 'build'"
     row = conn.execute(f"SELECT uid FROM jobs WHERE session_id = ? AND step = ? AND {kind}",
-                       (session, int(number))).fetchone()
+                       (session, _number(ref, number))).fetchone()
     if row is None:
         raise RefNotFound(f"no step {ref} in the current session: `roar log` lists the jobs")
     return row[0]
@@ -73,8 +74,8 @@ def _session(conn: sqlite3.Connection, ref: str) -> str:
             raise RefNotFound("no session yet: it begins with the first `roar run`")
         return current
     key = ref.split(":", 1)[1].lower()
-    rows = (conn.execute("SELECT id FROM sessions WHERE seq = ?", (int(key),)).fetchall()
-            if key.isdigit() else [])
+    rows = (conn.execute("SELECT id FROM sessions WHERE seq = ?", (_number(ref, key),)).fetchall()
+            if _is_number(key) else [])
     rows = rows or conn.execute("SELECT id FROM sessions WHERE id >= ? AND id < ? ORDER BY seq",
                                 (key, key + "g")).fetchall()
     if not rows:
@@ -82,6 +83,20 @@ def _session(conn: sqlite3.Connection, ref: str) -> str:
     if len(rows) > 1:
         raise AmbiguousRef(f"{ref!r} matches several sessions: {', '.join(r[0] for r in rows)}")
     return rows[0][0]
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _number(ref: str, digits: str) -> int:
+    """The number in a ref, a UsageError when SQLite could not hold it."""
+    # the length first: int() refuses more than 4300 digits
+    if len(digits.lstrip("0")) > len(str(MAX_NUMBER)) or int(digits) > MAX_NUMBER:
+        raise UsageError(f"{ref[:40]}{'...' if len(ref) > 40 else ''} is too large: steps and sessions "
+                         f"are numbered from 1 to at most {MAX_NUMBER}")
+    return int(digits)
 
 
 def _prefix(conn: sqlite3.Connection, ref: str) -> Ref | None:
