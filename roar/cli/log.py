@@ -8,6 +8,8 @@ import typer
 
 from roar.cli.output import JSON, emit_json, emit_text
 
+MAX_COUNT = 2**63 - 1   # SQLite's LIMIT takes no bigger number
+
 
 def register(app: typer.Typer) -> None:
     @app.command("log")
@@ -17,10 +19,15 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON,
     ) -> None:
         """Recent jobs of every session (newest first): when, step, status, command."""
+        from roar.errors import UsageError
         from roar.lineage import queries
         from roar.store import index
         from roar.store.workspace import Workspace
 
+        if count < 0:
+            raise UsageError(f"--count {count}: give how many jobs to list, or 0 for all")
+        if count > MAX_COUNT:
+            raise UsageError(f"--count is too large: give at most {MAX_COUNT}, or 0 for all")
         conn = Workspace.find().index()
         try:
             sid = index.current_session(conn) if session_only else None
