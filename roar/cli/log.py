@@ -6,7 +6,7 @@ import time
 
 import typer
 
-from roar.cli.output import JSON, emit_json, emit_text
+from roar.cli.output import JSON, emit_json, emit_text, printable_data
 
 MAX_COUNT = 2**63 - 1   # SQLite's LIMIT takes no bigger number
 
@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         if not jobs:
             emit_text("no jobs recorded yet")
             return
+        jobs = printable_data(jobs)    # a command may hold a newline or ESC
         emit_text("\n".join(
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j['started_at'] or 0))}  "
             f"s{j['session']} {j['step']:<5} {j['uid']}  {j['status'] or '-':<11} {j['command']}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from roar.cli.output import JSON, emit_json, emit_text
+from roar.cli.output import JSON, emit_json, emit_text, printable_data
 
 REF_HELP = "@N (step), a job uid, an artifact hash or unique prefix, a path, or session[:N]."
 
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
                 if as_json:
                     emit_json(render.job_json(record, links, current))
                 else:
-                    emit_text(render.job_text(record, links, current))
+                    emit_text(render.job_text(*printable_data((record, links, current))))
             elif found.kind == "artifact":
                 info = queries.artifact(conn, found.id)
                 if found.path:
@@ -39,12 +39,12 @@ def register(app: typer.Typer) -> None:
                 if as_json:
                     emit_json(info)
                 else:
-                    emit_text(render.artifact_text(info))
+                    emit_text(render.artifact_text(printable_data(info)))
             else:
                 summary = session_summary(conn, found.id)
                 if as_json:
                     emit_json(summary)
                 else:
-                    emit_text(render.session_text(summary))
+                    emit_text(render.session_text(printable_data(summary)))
         finally:
             conn.close()

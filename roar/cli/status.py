@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from roar.cli.output import JSON, emit_json, emit_text
+from roar.cli.output import JSON, emit_json, emit_text, printable_data
 
 SHOWN_STEPS = 15
 SHOWN_OUTPUTS = 15
@@ -53,4 +53,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(st)
         else:
-            emit_text(_text(st))
+            emit_text(_text(printable_data(st)))

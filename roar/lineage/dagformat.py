@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
+from roar.cli.output import printable
 from roar.errors import RoarError, UsageError
 
 if TYPE_CHECKING:
@@ -24,27 +25,29 @@ def short(hash_: str) -> str:
 
 def _artifact_label(dag: Dag, art: str) -> str:
     node = dag.artifacts[art]
-    name = os.path.basename(node.paths[-1].rstrip("/")) or node.paths[-1]
+    name = printable(os.path.basename(node.paths[-1].rstrip("/")) or node.paths[-1])
     return f"{name}/" if node.kind == "composite" else name
 
 
 def to_text(dag: Dag) -> str:
     if not dag.jobs:
         return "no jobs in this session yet: record one with `roar run CMD`\n"
+    # names, commands and reasons come from the workspace: escaped, so none can drive the terminal
     lines = [f"session {dag.session['seq']} ({dag.session['id']}): {len(dag.jobs)} jobs, "
              f"{len(dag.artifacts)} artifacts"]
     for job in dag.jobs:
         flag = "  STALE" if job.stale else ""
-        lines.append(f"{job.name:<5} {job.command}  [{job.status}]{flag}")
+        lines.append(f"{job.name:<5} {printable(job.command)}  [{job.status}]{flag}")
         for path, art in job.inputs:
             producer = job.fed_by.get(art)
             origin = f"from {dag.job(producer).name}" if producer else "source"
             if dag.artifacts[art].member_of:
                 origin += ", a member of its output directory"
-            lines.append(f"   <- {path}  {short(art)}  ({origin})")
+            lines.append(f"   <- {printable(path)}  {short(art)}  ({origin})")
         for path, art in job.outputs:
-            lines.append(f"   -> {path}  {short(art)}" + ("  STALE" if dag.artifacts[art].stale else ""))
-        lines += [f"      stale: {reason}" for reason in job.stale]
+            stale = "  STALE" if dag.artifacts[art].stale else ""
+            lines.append(f"   -> {printable(path)}  {short(art)}{stale}")
+        lines += [f"      stale: {printable(reason)}" for reason in job.stale]
     return "\n".join(lines) + "\n"
 
 
@@ -56,7 +59,7 @@ def to_dot(dag: Dag) -> str:
     lines = ["digraph roar {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
     for job in dag.jobs:
         style = ', color="red", fontcolor="red"' if job.stale else ""
-        label = f"{job.name} {job.command[:60]}"
+        label = f"{job.name} {printable(job.command)[:60]}"
         lines.append(f'  "job:{job.uid}" [shape=box, style=rounded, label={_dot_quote(label)}{style}];')
     for art, node in dag.artifacts.items():
         shape = "folder" if node.kind == "composite" else "note"
@@ -81,7 +84,7 @@ def to_mermaid(dag: Dag) -> str:
     ids = {}
     for i, job in enumerate(dag.jobs):
         ids[job.uid] = f"j{i}"
-        lines.append(f'  j{i}["{_mermaid_text(job.name + " " + job.command[:60])}"]')
+        lines.append(f'  j{i}["{_mermaid_text(job.name + " " + printable(job.command)[:60])}"]')
     for i, (art, node) in enumerate(dag.artifacts.items()):
         ids[art] = f"a{i}"
         label = _mermaid_text(f"{_artifact_label(dag, art)}<br/>{short(art)}")

@@ -69,9 +69,10 @@ def job_text(record: dict[str, Any], links: dict[str, Any] | None = None,
     made_by = (links or {}).get("made_by", {})
     read_by = (links or {}).get("read_by", {})
     transfer = record["type"] in TRANSFER_TYPES
+    redacted = "  (credentials redacted)" if record.get("argv_redacted") else ""
     lines = [
         f"job {record['uid']}  {step_name(record)}  ({record['type']})",
-        f"  command: {record['command']}",
+        f"  command: {record['command']}{redacted}",
         f"  cwd:     {record['cwd']}",
         f"  started: {_when(record.get('started_at'))}   ended: {_when(record.get('ended_at'))}",
         f"  exit:    {exit_['code'] if exit_['signal'] is None else 'signal ' + str(exit_['signal'])}"
