@@ -7,9 +7,10 @@ variables a program actually read, are not observed (docs/context.md says why).
 A variable is redacted when its name is secret by the rules of
 roar.record.context.redact, or when its name matches one of the
 comma-separated, case-insensitive glob patterns in ROAR_REDACT (for example
-`ROAR_REDACT="MY_INTERNAL_*,DB_DSN"`), taken from that same environment. A
-value that looks like a credential (a URL with user:password, a well-known
-token prefix) is scrubbed whatever its name.
+`ROAR_REDACT="MY_INTERNAL_*,DB_DSN"`), taken from that same environment.
+Whatever its name, every credential found in a value (a URL's user:password, a
+well-known token format, a JWT, a connection string's `Password=`, a webhook
+URL) is replaced, and a value holding a PEM private key is replaced whole.
 """
 
 from __future__ import annotations
