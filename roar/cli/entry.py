@@ -13,12 +13,13 @@ import os
 import sys
 from typing import NoReturn
 
-from roar.errors import CorruptStore, RoarError
+from roar.errors import CorruptStore, NotAWorkspace, RoarError
 
 TRACING_VERBS = ("run", "build")
 
 
 def main() -> NoReturn:
+    _standard_fds()
     verb = sys.argv[1] if len(sys.argv) > 1 else ""
     if verb in TRACING_VERBS:
         from roar.tracer import preload
@@ -29,23 +30,57 @@ def main() -> NoReturn:
     except RoarError as error:
         _fail(error)
     except KeyboardInterrupt:
-        sys.stderr.write("roar: interrupted\n")
+        say("roar: interrupted\n")
         sys.exit(130)
     except Exception as exc:
         _fail(_explain(exc))
 
 
 def _dispatch(verb: str) -> int:
+    from roar import privilege
+
     if verb in TRACING_VERBS:
         from roar.cli import runargs
 
         parsed = runargs.parse_fast(sys.argv[2:])
         if parsed is not None:
-            return runargs.execute(verb, **parsed)
+            return runargs.execute(verb, **parsed)   # drops to the user once the tracer is attached
+    # no other verb needs root: under sudo, become the invoking user before anything else
+    user = privilege.invoking_user()
+    if user:
+        privilege.drop(user)
     from roar.cli.main import app
 
     app()   # exits through SystemExit
     return 0
+
+
+def _standard_fds() -> None:
+    """Occupy a closed fd 0, 1 or 2 (`2>&-`) with /dev/null: else roar's next file
+    would take its number and get its writes (libbpf's messages into the index...).
+    Close-on-exec, so the command still finds it closed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)   # the lowest free number: fd
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
+
+
+def say(text: str) -> None:
+    """Write to stderr. One that is gone (a closed pipe) is no reason to fail, nor to
+    change the exit status: the job already ran and its status is what counts."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        sys.stderr = None   # nor at exit, where a failed flush would turn any status into 120
 
 
 def _explain(exc: Exception) -> RoarError:
@@ -56,6 +91,8 @@ def _explain(exc: Exception) -> RoarError:
         return RoarError(f"the index .roar/roar.db: {exc}; try again")
     if isinstance(exc, sqlite3.DatabaseError):
         return CorruptStore(f"the index .roar/roar.db cannot be read ({exc}): run `roar db rebuild`")
+    if isinstance(exc, FileNotFoundError) and exc.filename is None and not _cwd_exists():
+        return NotAWorkspace("the current directory was deleted: cd to an existing directory")
     if isinstance(exc, PermissionError):
         return RoarError(f"permission denied: {exc.filename or exc}; run roar where you may read "
                          "and write, or with sudo")
@@ -65,6 +102,14 @@ def _explain(exc: Exception) -> RoarError:
                      "rerun with ROAR_DEBUG=1 for the traceback and report it")
 
 
+def _cwd_exists() -> bool:
+    try:
+        os.getcwd()
+        return True
+    except OSError:
+        return False
+
+
 def _fail(error: RoarError) -> NoReturn:
-    sys.stderr.write(f"roar: {error.message}\n")
+    say(f"roar: {error.message}\n")
     sys.exit(error.exit_code)

@@ -19,6 +19,7 @@ from typing import Any
 from roar.errors import CorruptStore, WorkspaceUnwritable
 
 DB_NAME = "roar.db"
+FULL_BELOW_BYTES = 1 << 20   # free space under which a failing write is a full disk
 TREE_ALGORITHM = "roar-tree-v1"   # a composite's tree hash (docs/artifacts.md)
 
 FACTS_SQL = (
@@ -190,7 +191,7 @@ def connect(path: str | Path, check_same_thread: bool = True, readonly: bool = F
     """A connection to the index at `path` (migrated unless `readonly`, which opens
     it for reading only: another user's workspace, a read-only filesystem).
     `display` is the name errors show (`path` may go through /proc/self/fd)."""
-    shown = display or path
+    shown = display or _shown(str(path))
     try:
         if readonly:
             conn = _connect_readonly(str(path), check_same_thread)
@@ -205,7 +206,7 @@ def connect(path: str | Path, check_same_thread: bool = True, readonly: bool = F
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         text = str(exc)
-        if "disk is full" in text:
+        if "disk is full" in text or disk_full(os.path.dirname(str(path)) or "."):
             raise WorkspaceUnwritable(f"cannot write the index {shown}: the disk is full; free some space "
                                       "and run the command again") from None
         if "readonly" in text or "unable to open" in text:
@@ -216,6 +217,28 @@ def connect(path: str | Path, check_same_thread: bool = True, readonly: bool = F
             f"the index {shown} is damaged ({exc}): run `roar db rebuild`"
         ) from None
     return conn
+
+
+def _shown(path: str) -> str:
+    """A path through /proc/self/fd/N as the user knows it."""
+    prefix = "/proc/self/fd/"
+    if not path.startswith(prefix):
+        return path
+    fd, _, rest = path[len(prefix):].partition("/")
+    try:
+        return os.path.join(os.readlink(prefix + fd), rest)
+    except OSError:
+        return path
+
+
+def disk_full(directory: str) -> bool:
+    """Next to no space left where the index lives (SQLite then reports a full disk as
+    an I/O error, or as damage, when its WAL files cannot grow)."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW_BYTES
 
 
 def _connect_readonly(path: str, check_same_thread: bool) -> sqlite3.Connection:

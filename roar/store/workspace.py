@@ -191,7 +191,8 @@ class Workspace:
             ) from None
         ws = cls._open(root)
         if ws is None:
-            raise WorkspaceUnwritable(f"cannot create {path}: a file of that name is in the way; move it away")
+            raise WorkspaceUnwritable(f"cannot create {path}: a file of that name is in the way; "
+                                      "move it away")
         return ws
 
     def require_writable(self) -> None:
@@ -299,8 +300,10 @@ class Workspace:
         if self.writable:
             self._check_db_files()
             try:
-                conn = index.connect(self._db_open_path())
-            except WorkspaceUnwritable:
+                conn = index.connect(self._db_open_path(), display=self.db_path)
+            except WorkspaceUnwritable as exc:
+                if "disk is full" in exc.message:
+                    raise
                 self.writable = False    # a read-only filesystem: read what is indexed
             else:
                 try:
@@ -354,7 +357,9 @@ class Workspace:
         if self.writable:
             try:
                 return HashCache(self._db_open_path())
-            except WorkspaceUnwritable:
+            except WorkspaceUnwritable as exc:
+                if "disk is full" in exc.message:
+                    raise
                 self.writable = False
         return HashCache(self._db_open_path(), readonly=True)
 

@@ -18,6 +18,7 @@ from roar.record import job as jobrec
 from roar.record.context import capture
 from roar.record.context import warnings as context_warnings
 
+
 def build(kind: str, argv: list[str], cwd: str, started_at: float, inputs: list[dict[str, Any]],
           outputs: list[dict[str, Any]], transfer: dict[str, Any], cache_dir: str) -> dict[str, Any]:
     """`cache_dir`: the workspace's context cache (Workspace.fd_path("cache"))."""

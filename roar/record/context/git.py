@@ -84,7 +84,8 @@ def check_owner(root: Path, git_dir: Path) -> None:
 
             raise UntrustedRepository(
                 f"{path} belongs to {owner_name(uid)} and roar runs as root: git could run that "
-                "user's configuration as root (git's safe.directory rule); run roar through sudo as that user")
+                "user's configuration as root (git's safe.directory rule); run roar through sudo as "
+                "that user")
 
 
 def _common_dir(git_dir: Path) -> Path:
