@@ -102,26 +102,35 @@ class _Observed:
 
 
 def run_job(argv: list[str], options: RunOptions) -> RunResult:
-    from roar.tracer import launcher
+    """Under sudo, roar is root only to attach the tracer and start the command:
+    the workspace, the program lookup and everything after the start happen as
+    the invoking user (roar.privilege, docs/security.md)."""
+    from roar.tracer import launcher, preload
 
     if not argv:
         raise UsageError("no command given: use `roar run [--] CMD [ARGS...]`")
     preflight()      # privileges and kernel first: nothing else matters without them
-    cwd = os.getcwd()
-    workspace = Workspace.find_or_create(Path(cwd))
-    workspace.check_writable()
     user = privilege.invoking_user()
-    env = launcher.child_environment(user)
-    program = launcher.resolve_program(argv[0], env)
-
-    cache = workspace.hash_cache()   # an unchanged file is never hashed twice
+    # the preload thread loads as root: let it finish before credentials change
+    loaded = preload.take(options.ring_bytes, options.verbose)
+    if user:
+        privilege.as_user(user)
     try:
-        return _trace_and_record(argv, options, cwd, workspace, user, env, program, cache)
+        workspace = Workspace.find_or_create()
+        cwd = os.getcwd()
+        env = launcher.child_environment(user)
+        program = launcher.resolve_program(argv[0], env)
+        cache = workspace.hash_cache()   # an unchanged file is never hashed twice
+    finally:
+        if user:
+            privilege.regain()
+    try:
+        return _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded)
     finally:
         cache.close()
 
 
-def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache) -> RunResult:
+def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded) -> RunResult:
     from roar.tracer import launcher
     from roar.tracer.collector import Collector
     from roar.tracer.loader import Tracer
@@ -130,15 +139,14 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache) 
     files = FileSets(str(workspace.dir), on_input=hasher.submit)
     collector = Collector(files)
     started_at, start_ns = time.time(), time.monotonic_ns()
-    from roar.tracer import preload
-
-    tracer = Tracer(collector.feed, ring_bytes=options.ring_bytes, verbose=options.verbose,
-                    loaded=preload.take(options.ring_bytes, options.verbose))
+    tracer = Tracer(collector.feed, ring_bytes=options.ring_bytes, verbose=options.verbose, loaded=loaded)
     try:
         child = launcher.Launch(program, argv, env, user)
         collector.add_root(child.pid, os.getpid(), cwd, start_ns)
         tracer.track(child.pid)
         child.forward_signals(collector.live_pids)
+        if user:
+            privilege.as_user(user)   # root's part is done: the rest runs as the user
         try:
             child.release()
             status = None
@@ -149,9 +157,11 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache) 
             child.restore_terminal()
             child.close()
         tracer.drain()
-        counters = tracer.counters()
+        counters = _counters(tracer, user)
     finally:
         tracer.close()     # detach now: nothing stays attached after the job
+    if user:
+        privilege.drop(user)
 
     observed = _Observed(status, child.interrupted, started_at, time.time(), collector, files, counters)
     record = _build_record(argv, options, cwd, observed, hasher, cache)
@@ -161,9 +171,26 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache) 
     return RunResult(record, jobrec.exit_code_of(status))
 
 
+def _counters(tracer, user: privilege.User | None) -> list[int]:
+    """The kernel counters. Linux 6.5+ lets the map be read through roar's descriptor
+    after roar gave up root; older kernels need root back for that one call."""
+    from roar.errors import TracerError
+
+    try:
+        return tracer.counters()
+    except TracerError:
+        if not user:
+            raise
+    privilege.regain()
+    try:
+        return tracer.counters()
+    finally:
+        privilege.as_user(user)
+
+
 def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Observed,
                   hasher: _InputHasher, cache) -> dict[str, Any]:
-    from roar.artifacts.hashing import hash_file
+    from roar.artifacts.hashing import FileChanged, hash_file
 
     files, collector = observed.files, observed.collector
     dropped, truncated, seen_full = observed.counters
@@ -218,11 +245,8 @@ def _add_context(record: dict[str, Any], workspace: Workspace, env: dict[str, st
     record["context"] = context.capture(
         cwd=record["cwd"], argv=record["argv"], env=env, processes=record["processes"],
         paths_read=record["system_reads"] + [i["path"] for i in record["inputs"]],
-        cache_dir=workspace.dir / "cache")
+        cache_dir=Path(workspace.fd_path("cache")))
     record["warnings"] += context.warnings(record["context"])
-    cache_dir = workspace.dir / "cache"
-    for path in (cache_dir, *cache_dir.rglob("*")):   # under sudo: the user's, like the rest
-        workspace.give(path)
 
 
 def _file_entry(seen: Seen, hashes: dict[str, str], size: int | None, pids: set[int]) -> dict[str, Any]:
