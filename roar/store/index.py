@@ -182,6 +182,16 @@ def db_path(path: str) -> str | bytes:
         return os.fsencode(path)
 
 
+def display_text(text: str) -> str:
+    """Text for a column that is only shown (the command): a name that is not UTF-8
+    keeps its odd bytes as \\xNN (the record file keeps them exact)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def from_db_path(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
@@ -339,7 +349,7 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
     conn.execute(
         "INSERT OR REPLACE INTO jobs (uid, session_id, step, type, command, exit_code, status,"
         " started_at, ended_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (record["uid"], session, record["step"], record["type"], record["command"],
+        (record["uid"], session, record["step"], record["type"], display_text(record["command"]),
          record.get("exit_code"), record.get("exit", {}).get("status"),
          record.get("started_at"), record.get("ended_at"), seq),
     )
