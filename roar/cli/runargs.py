@@ -10,15 +10,15 @@ parsers agree.
 
 from __future__ import annotations
 
-import sys
+import os
 from typing import Any
 
-from roar.errors import UsageError
+from roar.errors import NotAWorkspace, UsageError
 
 # (names, parameter, takes a value, default, help): the one list of run's options
 OPTIONS: list[tuple[tuple[str, ...], str, bool, Any, str]] = [
     (("--ring-buffer",), "ring_buffer", True, "16M",
-     "Kernel ring buffer size, a power of two (64K, 16M, ...)."),
+     "Kernel ring buffer size, a power of two from 4K to 256M (64K, 16M, ...)."),
     (("--hash",), "hashes", True, [],
      "Also hash inputs and outputs with ALGORITHM (sha256, ...); repeatable."),
     (("--verbose", "-v"), "verbose", False, False, "Show libbpf's and the verifier's log."),
@@ -64,14 +64,20 @@ def parse_fast(args: list[str]) -> dict[str, Any] | None:
 
 
 def parse_size(text: str) -> int:
-    """'16M', '64K', '1G' or bytes: a power of two of at least 4 KiB (the kernel's rule)."""
+    """'16M', '64K' or bytes: a power of two of at least 4 KiB (the kernel's rule) and at most
+    MAX_RING_BYTES (roar's: the buffer is mapped twice, so it costs twice its size in memory)."""
+    from roar.tracer.loader import MAX_RING_BYTES
+
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     number, unit = (text[:-1], units.get(text[-1:].upper())) if text[-1:].isalpha() else (text, 1)
     if unit is None or not number.isdigit():
-        raise UsageError(f"bad size {text!r}: use a power of two like 64K, 16M or 1G")
+        raise UsageError(f"bad size {text!r}: use a power of two like 64K, 16M or 256M")
     size = int(number) * unit
     if size < 4096 or size & (size - 1):
         raise UsageError(f"ring buffer size {text} must be a power of two of at least 4K, e.g. 16M")
+    if size > MAX_RING_BYTES:
+        raise UsageError(f"ring buffer size {text} is over the limit of {MAX_RING_BYTES >> 20}M "
+                         "(it costs twice its size in memory): use a smaller one")
     return size
 
 
@@ -101,11 +107,16 @@ def summary(record: dict[str, Any]) -> str:
 def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], verbose: bool,
             quiet: bool) -> int:
     """Trace and record; print the summary; the command's exit status."""
+    from roar.cli.entry import say
     from roar.runner import RunOptions, run_job
 
     options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
                          hash_algorithms=hash_algorithms(hashes))
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise NotAWorkspace("the current directory was deleted: cd to an existing directory") from None
     result = run_job(list(command), options)
     if not quiet or result.record["warnings"]:
-        sys.stderr.write(summary(result.record) + "\n")
+        say(summary(result.record) + "\n")    # a closed or broken stderr must not change the status
     return result.exit_code

@@ -22,6 +22,9 @@ BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
 INIT_PID_NS = 0xEFFFFFFC   # the host's PID namespace (PROC_PID_INIT_INO)
 DEFAULT_RING_BYTES = 16 << 20
+# libbpf maps the ring's data twice, so it costs twice its size in resident memory; the
+# kernel's own limit is below 4G (max_entries is 32 bits)
+MAX_RING_BYTES = 256 << 20
 
 
 def object_path() -> Path:

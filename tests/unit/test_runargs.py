@@ -42,7 +42,7 @@ def test_unknown_option_is_a_usage_error() -> None:
         runargs.parse_fast(["--bogus", "true"])
 
 
-@pytest.mark.parametrize("text,size", [("4K", 4096), ("16M", 16 << 20), ("1g", 1 << 30), ("8192", 8192)])
+@pytest.mark.parametrize("text,size", [("4K", 4096), ("16M", 16 << 20), ("256m", 256 << 20), ("8192", 8192)])
 def test_sizes(text: str, size: int) -> None:
     assert runargs.parse_size(text) == size
 
@@ -50,4 +50,12 @@ def test_sizes(text: str, size: int) -> None:
 @pytest.mark.parametrize("text", ["3K", "2K", "x", "16Q", ""])
 def test_bad_sizes(text: str) -> None:
     with pytest.raises(UsageError):
+        runargs.parse_size(text)
+
+
+@pytest.mark.parametrize("text", ["512M", "1G", "2G", "4G", "8G", str(1 << 32)])
+def test_sizes_over_the_cap(text: str) -> None:
+    """The kernel's max_entries is 32 bits (4G wraps to 0) and every byte costs
+    two of memory: sizes above 256M are refused before anything is loaded."""
+    with pytest.raises(UsageError, match="over the limit of 256M"):
         runargs.parse_size(text)
