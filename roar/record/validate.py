@@ -33,7 +33,8 @@ Validator = Callable[[Any, str], None]
 
 class Invalid(Exception):
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"field `{field}` {problem}")
+        shortened = field if len(field) <= 60 else field[:60] + "..."    # a path 32 levels deep
+        super().__init__(f"field `{shortened}` {problem}")
 
 
 def check(record: dict[str, Any], source: str = "record") -> None:

@@ -1,0 +1,170 @@
+"""A job record that decodes but breaks the format (docs/record-format.md, "Validation")
+is named and set aside; it never blocks another command, and the good jobs stay.
+
+Each test makes a real workspace with real traced jobs, then plants next to them a
+copy of a real record with one field broken, the way anyone who can write in
+`.roar/jobs/` could."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from tests.security.conftest import one_line_error, roar
+
+pytestmark = pytest.mark.root
+
+BAD_UID = "badbadbadbad0001"
+MISSING = object()
+DEEP: list = []
+for _ in range(100):
+    DEEP = [DEEP]
+
+BROKEN = [   # (field path in the record, the value planted (MISSING: removed), the field named)
+    (("ended_at",), "yesterday", "ended_at"),
+    (("inputs",), 5, "inputs"),
+    (("step",), 10**19, "step"),
+    (("outputs", 0, "path"), None, "outputs[0].path"),
+    (("session",), MISSING, "session"),
+    (("started_at",), float("nan"), "started_at"),
+    (("step",), "2", "step"),
+    (("type",), "shell", "type"),
+    (("exit_code",), 2**63, "exit_code"),
+    (("exit",), "ok", "exit"),
+    (("inputs", 0, "hashes"), {"blake3": 5}, "inputs[0].hashes.blake3"),
+    (("inputs", 0, "hash"), "' OR 1=1 --", "inputs[0].hash"),
+    (("processes", 0, "pid"), "1", "processes[0].pid"),
+    (("labels",), {"k": ["v"]}, "labels.k"),
+    (("warnings",), "oops", "warnings"),
+    (("context", "machine"), "a laptop", "context.machine"),
+    (("version",), "1", "version"),
+    (("uid",), "../../../tmp/x", "uid"),
+    (("labels",), {"k": msgpack.ExtType(1, b"x")}, "labels.k"),
+    (("tracer",), DEEP, "tracer" + "[0]" * 18 + "..."),     # the path is cut short
+]
+IDS = [f"{'.'.join(map(str, path))}={value!r}"[:40] if value is not MISSING else f"{path[0]} missing"
+       for path, value, _ in BROKEN]
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    return proc
+
+
+def make_workspace(root: Path) -> list[str]:
+    """Two real jobs, @1 writing `out` and @2 reading it; their uids."""
+    ok(roar("run", "-q", "--", "sh", "-c", "echo hi > out", cwd=root))
+    ok(roar("run", "-q", "--", "sh", "-c", "cat out > out2", cwd=root))
+    return [job["uid"] for job in log(root)]
+
+
+def log(root: Path) -> list[dict]:
+    return json.loads(ok(roar("log", "--json", cwd=root)).stdout)
+
+
+def jobs_dir(root: Path) -> Path:
+    return root / ".roar" / "jobs"
+
+
+def broken_copy(root: Path, uid: str, path: tuple, value) -> dict:
+    """The real record of job `uid` with the field at `path` set to `value`."""
+    record = copy.deepcopy(msgpack.unpackb((jobs_dir(root) / f"{uid}.msgpack").read_bytes(), raw=False))
+    *parents, last = path
+    target = record
+    for key in parents:
+        target = target[key]
+    if value is MISSING:
+        del target[last]
+    else:
+        target[last] = value
+    return record
+
+
+def plant(root: Path, name: str, record: dict) -> Path:
+    path = jobs_dir(root) / f"{name}.msgpack"
+    path.write_bytes(msgpack.packb(record, use_bin_type=True))
+    return path
+
+
+@pytest.mark.parametrize("path, value, field", BROKEN, ids=IDS)
+def test_a_bad_record_is_set_aside_and_blocks_no_command(tmp_path, path, value, field):
+    good = make_workspace(tmp_path)
+    record = broken_copy(tmp_path, good[0], path, value)
+    record.setdefault("uid", BAD_UID)
+    if path != ("uid",):
+        record["uid"] = BAD_UID
+    bad = plant(tmp_path, BAD_UID, record)
+    named = f"jobs/{BAD_UID}.msgpack"
+
+    # the next job is recorded: the first command after the plant sets the record aside
+    ok(roar("run", "-q", "--", "sh", "-c", "cat out2 > out3", cwd=tmp_path))
+    everyone = {job["uid"] for job in log(tmp_path)}
+    assert len(everyone) == 3 and set(good) < everyone and BAD_UID not in everyone
+
+    status = ok(roar("status", cwd=tmp_path)).stdout.decode()
+    assert f"unreadable record {named}: " in status and f"field `{field}`" in status
+    assert "set aside" in status and "roar db rebuild" in status
+    assert "3 jobs" in status
+    for args in (["show", "@1"], ["show", "@3"], ["show", "@1", "--json"], ["dag"], ["dag", "-f", "json"],
+                 ["log"]):
+        ok(roar(*args, cwd=tmp_path))
+
+    rebuilt = ok(roar("db", "rebuild", cwd=tmp_path)).stdout.decode()
+    assert rebuilt.startswith("rebuilt the index: 3 jobs; 1 bad record set aside:")
+    assert f"{bad}: field `{field}` " in rebuilt
+    assert {job["uid"] for job in log(tmp_path)} == everyone
+    unreadable = json.loads(ok(roar("status", "--json", cwd=tmp_path)).stdout)["unreadable_records"]
+    assert [u["file"] for u in unreadable] == [named] and f"`{field}`" in unreadable[0]["message"]
+    assert json.loads(ok(roar("db", "rebuild", "--json", cwd=tmp_path)).stdout) == {
+        "jobs": 3, "unreadable_records": [named]}
+    assert bad.exists()        # set aside, never deleted
+
+
+@pytest.mark.parametrize("path, value, field", BROKEN[:5], ids=IDS[:5])
+def test_db_rebuild_as_the_first_command_sets_it_aside(tmp_path, path, value, field):
+    good = make_workspace(tmp_path)
+    plant(tmp_path, BAD_UID, {**broken_copy(tmp_path, good[0], path, value), "uid": BAD_UID})
+    rebuilt = ok(roar("db", "rebuild", cwd=tmp_path)).stdout.decode()
+    assert "rebuilt the index: 2 jobs; 1 bad record set aside:" in rebuilt
+    assert f"{BAD_UID}.msgpack: field `{field}` " in rebuilt
+    assert [job["uid"] for job in log(tmp_path)] == good
+
+
+def test_a_record_cannot_pose_as_another_job(tmp_path):
+    """A copy of @1 under another file name, claiming @1's uid and a new command, is refused:
+    `roar show @1` still shows the real job."""
+    good = make_workspace(tmp_path)
+    impostor = {**broken_copy(tmp_path, good[1], ("command",), "rm -rf /"), "step": 9}
+    plant(tmp_path, BAD_UID, impostor)
+    status = ok(roar("status", cwd=tmp_path)).stdout.decode()
+    assert f"field `uid` is '{good[1]}', not the file's name '{BAD_UID}'" in status
+    shown = json.loads(ok(roar("show", "@1", "--json", cwd=tmp_path)).stdout)
+    assert shown["uid"] == good[1] and shown["command"] == "sh -c 'echo hi > out'"
+    assert "rm -rf" not in ok(roar("log", cwd=tmp_path)).stdout.decode()
+
+
+@pytest.mark.parametrize("path, value, field", BROKEN[:5] + BROKEN[-3:], ids=IDS[:5] + IDS[-3:])
+def test_showing_a_record_broken_after_it_was_indexed_is_one_line_exit_5(tmp_path, path, value, field):
+    good = make_workspace(tmp_path)
+    first = good[1]                 # log lists the newest first: @1 is the second
+    record = broken_copy(tmp_path, first, path, value)
+    if path != ("uid",):
+        record["uid"] = first
+    bad = plant(tmp_path, first, record)
+    for args in (["show", "@1"], ["show", "@1", "--json"], ["show", first]):
+        proc = roar(*args, cwd=tmp_path)
+        line = one_line_error(proc)
+        assert proc.returncode == 5, line
+        assert f"{bad}: field `{field}` " in line and "roar db rebuild" in line
+    ok(roar("show", "@2", cwd=tmp_path))
+    rebuilt = ok(roar("db", "rebuild", cwd=tmp_path)).stdout.decode()
+    assert "rebuilt the index: 1 jobs; 1 bad record set aside:" in rebuilt
+    assert one_line_error(roar("show", "@1", cwd=tmp_path)).startswith("roar: no step @1")
+    ok(roar("show", "@2", cwd=tmp_path))
