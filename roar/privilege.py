@@ -52,7 +52,10 @@ def invoking_user() -> User | None:
     except (KeyError, OverflowError):
         raise Untrusted(f"SUDO_UID={uid} names no user in the passwd database: run roar through "
                         "sudo as a real user, or unset SUDO_UID to act as root") from None
-    groups = tuple(os.getgrouplist(pw.pw_name, int(gid)))
+    groups = tuple(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    if int(gid) not in groups:   # sudo gives the user's own group; another (0, say) is not theirs
+        raise Untrusted(f"SUDO_GID={gid} is not a group of {pw.pw_name} (SUDO_UID={uid}): run roar "
+                        "through sudo, or unset SUDO_UID and SUDO_GID to act as root")
     return User(int(uid), int(gid), groups, pw.pw_name, pw.pw_dir)
 
 

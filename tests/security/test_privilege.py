@@ -231,6 +231,14 @@ def test_sudo_uid_without_a_passwd_entry_is_refused(tmp_path):
     assert not (tmp_path / ".roar").exists()
 
 
+def test_sudo_gid_that_is_not_the_users_group_is_refused(mallory, user_dir):
+    env = mallory.sudo_env(SUDO_GID="0")
+    proc = roar("run", "-q", "--", "sh", "-c", "id -g > gid.txt", cwd=user_dir, env=env)
+    assert proc.returncode == REFUSED, proc.stderr
+    assert "SUDO_GID=0" in one_line_error(proc)
+    assert not (user_dir / "gid.txt").exists()
+
+
 # 9. nothing under .roar/ is readable by other users
 
 
