@@ -9,10 +9,12 @@ import typer
 
 def summary(record: dict) -> str:
     """One line per output: `roar: @N uid  get|put SRC -> DEST  SIZE  blake3:PREFIX`."""
+    from roar.cli.output import printable
+
     lines = []
     for entry in record["outputs"]:
         what = f"{len(entry['members'])} files, " if entry.get("kind") == "composite" else ""
-        lines.append(f"roar: @{record['step']} {record['uid']}  {record['type']} -> {entry['path']}  "
+        lines.append(f"roar: @{record['step']} {record['uid']}  {record['type']} -> {printable(entry['path'])}  "
                      f"{what}{entry['size']} bytes  blake3:{(entry['hash'] or '')[:12]}")
     return "\n".join(lines)
 
