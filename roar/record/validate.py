@@ -49,6 +49,20 @@ def check(record: dict[str, Any], source: str = "record") -> None:
         raise CorruptStore(f"{shown(source)}: {bad}; {SET_ASIDE}") from None
 
 
+def check_doc(doc: Any, kind: str, source: str) -> None:
+    """The same for a session file or a label change (`kind`: "session" or "label"; docs/store.md):
+    CorruptStore naming `source` and the bad field."""
+    check_plain(doc, source)
+    try:
+        DOCS[kind](doc, "")
+        name = source.rpartition("/")[2]
+        if name.endswith(".msgpack") and name[:-8] != doc["id"]:
+            raise Invalid("id", f"is {_value(doc['id'])}, not the file's name {_value(name[:-8])}")
+    except Invalid as bad:
+        raise CorruptStore(f"{shown(source)}: {bad}; the file is set aside (left out of the index, "
+                           "not deleted): fix or remove it, then run `roar db rebuild`") from None
+
+
 def check_plain(value: Any, source: str = "record") -> None:
     """Before anything walks the raw record: only msgpack's plain types (no extension
     types), map keys that are strings, nested at most MAX_DEPTH deep."""
@@ -280,3 +294,13 @@ RECORD = fields({
              "ended_at", "duration_s", "exit", "exit_code", "processes", "failed_execs", "inputs", "outputs",
              "read_and_written", "deleted", "renamed", "system_reads", "other_writes", "tracer",
              "warnings", "labels"))
+
+SESSION = fields({"version": integer(1, 1), "id": matching(ID, "16 hex digits"), "seq": integer(1),
+                  "started_at": TIME, "ended_at": optional(TIME)},
+                 required=("version", "id", "seq", "started_at"))
+LABEL_ID = re.compile(r"[0-9]{20}-[0-9a-f]{8}")   # time_ns, then random hex: they sort by time
+LABEL = fields({"version": integer(1, 1), "id": matching(LABEL_ID, "a label change id"),
+                "at": TIME, "target_kind": one_of("session", "job", "artifact"), "target": string,
+                "key": string, "value": OPT_STR},
+               required=("version", "id", "at", "target_kind", "target", "key", "value"))
+DOCS = {"session": SESSION, "label": LABEL}

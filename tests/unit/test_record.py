@@ -150,3 +150,24 @@ def test_what_roar_writes_is_valid() -> None:
                      transfer={"sources": ["s3://b/k"], "verified": True}, exit_code=None,
                      exit={"code": None, "signal": 9, "status": "killed"})
     assert job.decode(job.encode(record)) == record
+
+
+def test_session_and_label_files_are_checked_too() -> None:
+    """validate.check_doc, for the workspace to set a bad session or label file aside."""
+    from roar.record import validate
+
+    session = {"format": "roar.session", "version": 1, "id": "00000000000000aa", "seq": 1,
+               "started_at": 1.5, "ended_at": None}
+    label = {"format": "roar.label", "version": 1, "id": "01796228160779225000-0a1b2c3d", "at": 1.5,
+             "target_kind": "job", "target": "0" * 16, "key": "k", "value": None}
+    validate.check_doc(session, "session", "/w/sessions/00000000000000aa.msgpack")
+    validate.check_doc(label, "label", "/w/labels/01796228160779225000-0a1b2c3d.msgpack")
+    for kind, doc, message in (
+            ("session", {**session, "seq": 10**19}, "field `seq` is 10000000000000000000, out of range"),
+            ("session", {**session, "started_at": "now"}, "field `started_at` is a str, not a number"),
+            ("session", {**session, "id": "../x"}, "field `id` is '../x', not 16 hex digits"),
+            ("label", {k: v for k, v in label.items() if k != "at"}, "field `at` is missing"),
+            ("label", {**label, "target_kind": "user"}, "field `target_kind` is 'user', not one of"),
+            ("label", {**label, "value": 5}, "field `value` is an int, not a str")):
+        with pytest.raises(CorruptStore, match=f"^/w/{kind}s/x.msgpack: {message}.*set aside"):
+            validate.check_doc(doc, kind, f"/w/{kind}s/x.msgpack")
