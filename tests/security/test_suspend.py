@@ -164,3 +164,32 @@ def test_bg_lets_the_job_finish_without_taking_the_terminal(shell: Shell, tmp_pa
     rec = record(tmp_path)
     assert rec["exit_code"] == 0
     assert [Path(o["path"]).name for o in rec["outputs"]] == ["out.txt"]
+
+
+def test_sigtstp_to_roar_stops_the_command_too(shell: Shell, tmp_path: Path) -> None:
+    """`kill -TSTP` of roar (not the terminal's Ctrl-Z) stops the command with it,
+    rather than leaving it running while roar is stopped; `kill %1` then ends both."""
+    shell.send(f"{ROAR} sleep 30 &\n")
+    pid = int(shell.expect(r"\[1\] (\d+)", regex=True).group(1))
+    shell.expect(PROMPT)
+    time.sleep(1)
+    shell.send("kill -TSTP %1; sleep 1; jobs\n")
+    shell.expect(r"\[1\]\+\s+Stopped", regex=True)
+    sleeps = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid_and_state(p)[0] == pid]
+    assert sleeps and all(_ppid_and_state(p)[1] == "T" for p in sleeps), "the command kept running"
+    shell.send("kill %1\n")
+    jobs = tmp_path / ".roar" / "jobs"
+    deadline = time.monotonic() + 20
+    while not (jobs.exists() and any(jobs.iterdir())):
+        assert time.monotonic() < deadline, "the job was never recorded"
+        time.sleep(0.1)
+    rec = record(tmp_path)
+    assert rec["exit"]["status"] == "interrupted" and rec["exit"]["signal"] == signal.SIGTERM
+
+
+def _ppid_and_state(proc: Path) -> tuple[int, str]:
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1, ""
+    return int(fields[1]), fields[0]
