@@ -29,6 +29,7 @@ SET_ASIDE = ("the record is set aside (left out of the index, not deleted): fix 
              "then run `roar db rebuild`")
 
 Validator = Callable[[Any, str], None]
+PLAIN = {str, bytes, int, float, bool, type(None)}
 
 
 class Invalid(Exception):
@@ -66,10 +67,22 @@ def check_doc(doc: Any, kind: str, source: str) -> None:
 def check_plain(value: Any, source: str = "record") -> None:
     """Before anything walks the raw record: only msgpack's plain types (no extension
     types), map keys that are strings, nested at most MAX_DEPTH deep."""
+    if _is_plain(value, 0):
+        return
     try:
-        _plain(value, "", 0)
+        _plain(value, "", 0)      # again, to name the field
     except Invalid as bad:
         raise CorruptStore(f"{shown(source)}: {bad}; {SET_ASIDE}") from None
+
+
+def _is_plain(value: Any, depth: int) -> bool:
+    """_plain without the field names: every record is read this way, and most are fine."""
+    if type(value) is dict:
+        return depth <= MAX_DEPTH and all(type(k) is str or type(k) is bytes for k in value) and all(
+            _is_plain(v, depth + 1) for v in value.values())
+    if type(value) is list:
+        return depth <= MAX_DEPTH and all(_is_plain(v, depth + 1) for v in value)
+    return type(value) in PLAIN
 
 
 def shown(text: str) -> str:
@@ -95,10 +108,9 @@ def _plain(value: Any, field: str, depth: int) -> None:
 def _key(field: str, key: Any) -> str:
     if isinstance(key, bytes):
         key = key.decode("utf-8", "replace")
-    name = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else None
-    if name is None:
+    if not (key.isidentifier() and key.isascii()):
         return f"{field}[{shown(repr(key))}]"
-    return f"{field}.{name}" if field else name
+    return f"{field}.{key}" if field else key
 
 
 def _kind(value: Any) -> str:
