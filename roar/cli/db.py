@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         finally:
             conn.close()
         if as_json:
-            emit_json({"jobs": jobs, "unreadable_records": [f"jobs/{name}.msgpack" for name, _ in bad]})
+            from roar.store.index import bad_file_name
+
+            emit_json({"jobs": jobs, "unreadable_records": [bad_file_name(name) for name, _ in bad]})
             return
         text = f"rebuilt the index: {jobs} jobs"
         if bad:

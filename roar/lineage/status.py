@@ -63,7 +63,7 @@ def status(ws: "Workspace", limit: int | None = None) -> dict[str, Any]:
 
     conn = ws.index()
     try:
-        bad = [{"file": f"jobs/{name}.msgpack", "message": err}
+        bad = [{"file": index.bad_file_name(name), "message": err}
                for name, err in conn.execute("SELECT file, error FROM bad_files ORDER BY file")]
         sid = index.current_session(conn)
         st: dict[str, Any] = {"workspace": str(ws.root), "session": None, "steps": [], "outputs": [],

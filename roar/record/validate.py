@@ -138,6 +138,11 @@ def string(value: Any, field: str) -> None:
         raise Invalid(field, f"is {_kind(value)}, not a str")
 
 
+MAX_STEP = 2**31 - 1
+"""Steps and session numbers stay far below SQLite's 64-bit limit, so the next one
+(MAX + 1) can never overflow into a float, whatever a planted file holds."""
+
+
 def integer(low: int = INT64_MIN, high: int = INT64_MAX) -> Validator:
     def check_int(value: Any, field: str) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
@@ -273,7 +278,7 @@ RECORD = fields({
     "version": integer(1),
     "uid": matching(ID, "16 hex digits"),
     "session": matching(ID, "16 hex digits"),
-    "step": integer(1),
+    "step": integer(1, MAX_STEP),
     "type": one_of(*TYPES),
     "command": string,
     "argv": STRS,
@@ -307,7 +312,7 @@ RECORD = fields({
              "read_and_written", "deleted", "renamed", "system_reads", "other_writes", "tracer",
              "warnings", "labels"))
 
-SESSION = fields({"version": integer(1, 1), "id": matching(ID, "16 hex digits"), "seq": integer(1),
+SESSION = fields({"version": integer(1, 1), "id": matching(ID, "16 hex digits"), "seq": integer(1, MAX_STEP),
                   "started_at": TIME, "ended_at": optional(TIME)},
                  required=("version", "id", "seq", "started_at"))
 LABEL_ID = re.compile(r"[0-9]{20}-[0-9a-f]{8}")   # time_ns, then random hex: they sort by time

@@ -446,6 +446,12 @@ def index_label(conn: sqlite3.Connection, change: dict[str, Any]) -> None:
                   change.get("value")))
 
 
+def bad_file_name(name: str) -> str:
+    """The file of a bad_files row, relative to .roar/: a job record by its uid,
+    a session file or label change as KIND/ID."""
+    return f"{name}.msgpack" if "/" in name else f"jobs/{name}.msgpack"
+
+
 def clear(conn: sqlite3.Connection) -> None:
     """Empty every derived table (inside the caller's transaction)."""
     for table in DERIVED_TABLES:

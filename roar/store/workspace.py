@@ -80,6 +80,20 @@ def git_root(start: Path) -> Path | None:
     return None
 
 
+def _planted_in_shared(root: Path) -> bool:
+    """A `.roar/` of someone else's in a world-writable sticky directory (/tmp) above
+    where roar was started: anyone can plant one there, so it is nobody's chosen
+    workspace and is passed over (refusing it would let any user stop every roar run
+    below /tmp)."""
+    try:
+        parent = os.lstat(root)
+        st = os.lstat(root / DIRNAME)
+    except OSError:
+        return False
+    shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    return bool(shared) and not _is_ours(st)
+
+
 def _check_root_path(root: Path) -> None:
     """As root: refuse a workspace inside a directory another user could rename or
     replace (owned by them and not sticky), as git refuses a repository of theirs."""
@@ -124,6 +138,8 @@ class Workspace:
     def find(cls, start: Path | None = None) -> "Workspace":
         start = _cwd() if start is None else start.resolve()
         for d in (start, *start.parents):
+            if d != start and _planted_in_shared(d):
+                continue
             ws = cls._open(d)
             if ws is not None:
                 return ws
@@ -168,6 +184,9 @@ class Workspace:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise Untrusted(f"{path} is a symbolic link: remove it") from None
+            if not _is_ours(st):
+                raise Untrusted(f"{path} belongs to {owner_name(st.st_uid)}, not to you: roar will not "
+                                "use another user's workspace; work in a directory of your own") from None
             raise WorkspaceUnwritable(f"cannot open {path}: {exc.strerror}; check its permissions") from None
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
@@ -569,9 +588,12 @@ class Workspace:
         return [] if fd < 0 else os.listdir(fd)
 
     def _unindexed(self, conn: sqlite3.Connection) -> dict[str, set[str]]:
-        queries = {"sessions": "SELECT id FROM sessions",
-                   "jobs": "SELECT uid FROM jobs UNION ALL SELECT file FROM bad_files",
-                   "labels": "SELECT id FROM label_events WHERE origin = 'cli'"}
+        # a file set aside (bad_files) counts as seen: jobs by uid, the others as KIND/ID
+        queries = {"sessions": "SELECT id FROM sessions UNION ALL SELECT substr(file, 10) FROM bad_files"
+                               " WHERE file LIKE 'sessions/%'",
+                   "jobs": "SELECT uid FROM jobs UNION ALL SELECT file FROM bad_files WHERE file NOT LIKE '%/%'",
+                   "labels": "SELECT id FROM label_events WHERE origin = 'cli' UNION ALL"
+                             " SELECT substr(file, 8) FROM bad_files WHERE file LIKE 'labels/%'"}
         missing = {}
         for kind, query in queries.items():
             entries = self._entries(kind)
@@ -588,7 +610,7 @@ class Workspace:
         from roar.store import index
 
         for sid in missing["sessions"]:
-            doc = self._read_doc("sessions", f"{sid}.msgpack", SESSION_FORMAT)
+            doc = self._read_doc(conn, "sessions", sid, SESSION_FORMAT)
             if doc is not None:
                 index.index_session(conn, doc)
         records = []
@@ -603,17 +625,30 @@ class Workspace:
             self._renumber_if_taken(conn, record)
             index.index_job(conn, record, facts=facts)
         for lid in sorted(missing["labels"]):
-            doc = self._read_doc("labels", f"{lid}.msgpack", LABEL_FORMAT)
+            doc = self._read_doc(conn, "labels", lid, LABEL_FORMAT)
             if doc is not None:
                 index.index_label(conn, doc)
         return len(records)
 
-    def _read_doc(self, subdir: str, name: str, fmt: str) -> dict[str, Any] | None:
+    def _read_doc(self, conn: sqlite3.Connection, subdir: str, doc_id: str,
+                  fmt: str) -> dict[str, Any] | None:
+        """A session file or label change, checked; a bad one is set aside (bad_files)."""
+        from roar.record import validate
+
+        path = self.dir / subdir / f"{doc_id}.msgpack"
         try:
-            doc = msgpack.unpackb(self._read_file(subdir, name), raw=False)
-        except (OSError, ValueError, msgpack.UnpackException):
-            return None
-        return doc if isinstance(doc, dict) and doc.get("format") == fmt else None
+            doc = msgpack.unpackb(self._read_file(subdir, f"{doc_id}.msgpack"), raw=False)
+            if not isinstance(doc, dict) or doc.get("format") != fmt:
+                raise CorruptStore(f"{path} is not a {fmt} file; it is set aside: remove it")
+            validate.check_doc(doc, "session" if subdir == "sessions" else "label", str(path))
+        except (OSError, ValueError, msgpack.UnpackException) as exc:
+            reason = f"{path} cannot be read ({exc.__class__.__name__}); it is set aside: remove it"
+        except CorruptStore as exc:
+            reason = exc.message
+        else:
+            return doc
+        conn.execute("INSERT OR REPLACE INTO bad_files VALUES (?, ?)", (f"{subdir}/{doc_id}", reason))
+        return None
 
     def _renumber_if_taken(self, conn: sqlite3.Connection, record: dict[str, Any]) -> None:
         """A record orphaned by a crash may hold a step another job took since:
@@ -631,7 +666,9 @@ class Workspace:
 
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (record["session"],)).fetchone():
             return
-        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions").fetchone()[0]
+        # numbered before every other session: a record from elsewhere (a cloned repository)
+        # must not become the current session that new jobs join
+        seq = conn.execute("SELECT COALESCE(MIN(seq), 1) - 1 FROM sessions").fetchone()[0]
         index.index_session(conn, {"id": record["session"], "seq": seq,
                                    "started_at": record.get("started_at") or 0})
 

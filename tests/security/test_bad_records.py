@@ -168,3 +168,50 @@ def test_showing_a_record_broken_after_it_was_indexed_is_one_line_exit_5(tmp_pat
     assert "rebuilt the index: 1 jobs; 1 bad record set aside:" in rebuilt
     assert one_line_error(roar("show", "@1", cwd=tmp_path)).startswith("roar: no step @1")
     ok(roar("show", "@2", cwd=tmp_path))
+
+
+# session files and label changes are checked the same way
+
+
+@pytest.mark.parametrize("kind, doc", [
+    ("sessions", {"format": "roar.session", "version": 1, "id": "0123456789abcdef", "seq": 10**19,
+                  "started_at": 1.0}),
+    ("labels", {"format": "roar.label", "version": 1, "id": "00000000000000000001-abcdef01",
+                "target_kind": "job", "target": "x", "key": "k", "value": "v"}),   # no `at`
+    ("sessions", b"\xc1not msgpack"),
+])
+def test_a_bad_session_or_label_file_is_set_aside(tmp_path: Path, kind: str, doc) -> None:
+    uids = make_workspace(tmp_path)
+    name = "0123456789abcdef" if kind == "sessions" else "00000000000000000001-abcdef01"
+    (tmp_path / ".roar" / kind / f"{name}.msgpack").write_bytes(doc if isinstance(doc, bytes)
+                                                                 else msgpack.packb(doc))
+    ok(roar("run", "-q", "--", "true", cwd=tmp_path))
+    for args in (["status"], ["log"], ["show", "@1"], ["db", "rebuild"]):
+        ok(roar(*args, cwd=tmp_path))
+    status = json.loads(ok(roar("status", "--json", cwd=tmp_path)).stdout)
+    assert [b["file"] for b in status["unreadable_records"]] == [f"{kind}/{name}.msgpack"]
+    assert set(uids) <= {job["uid"] for job in log(tmp_path)}
+
+
+def test_a_record_from_elsewhere_does_not_become_the_current_session(tmp_path: Path) -> None:
+    """A valid record of an unknown session (one a cloned repository carried) is indexed,
+    but new jobs keep joining the user's own session."""
+    uids = make_workspace(tmp_path)
+    foreign = broken_copy(tmp_path, uids[0], ("session",), "feedfacefeedface")
+    foreign["uid"] = BAD_UID
+    (jobs_dir(tmp_path) / f"{BAD_UID}.msgpack").write_bytes(msgpack.packb(foreign))
+    ok(roar("run", "-q", "--", "true", cwd=tmp_path))
+    jobs = {job["uid"]: job for job in log(tmp_path)}
+    assert BAD_UID in jobs
+    newest = max(jobs.values(), key=lambda j: j.get("ended_at") or 0)
+    assert newest["session"] == jobs[uids[0]]["session"] != "feedfacefeedface"
+    assert newest["step"] == "@3"
+
+
+def test_a_planted_huge_step_is_refused(tmp_path: Path) -> None:
+    uids = make_workspace(tmp_path)
+    planted = broken_copy(tmp_path, uids[0], ("step",), 2**63 - 1)
+    planted["uid"] = BAD_UID
+    (jobs_dir(tmp_path) / f"{BAD_UID}.msgpack").write_bytes(msgpack.packb(planted))
+    proc = ok(roar("run", "--", "true", cwd=tmp_path))
+    assert "@3 " in proc.stderr.decode()

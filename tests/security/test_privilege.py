@@ -130,16 +130,34 @@ def test_a_linked_workspace_part_is_refused_as_plain_root(root_dir, part, tmp_pa
 # 3. a workspace someone else owns is not used
 
 
-def test_a_planted_workspace_in_a_shared_directory_is_refused(mallory, alice, shared_dir):
+def test_a_workspace_planted_in_a_shared_directory_is_never_used(mallory, alice, shared_dir):
+    """In a sticky world-writable directory (/tmp) a `.roar/` of another user's above the
+    current directory is passed over: the job gets a workspace of its own."""
     mallory.run("mkdir", "-m", "777", str(shared_dir / ".roar"), check=True)
     work = shared_dir / "alice-work"
     alice.run("mkdir", str(work), check=True)
-    for proc in (sudo_roar(alice, "run", "-q", "--", "true", cwd=work),
-                 roar("run", "-q", "--", "true", cwd=work)):
+    root_work = shared_dir / "root-work"
+    root_work.mkdir()
+    for proc, where in ((sudo_roar(alice, "run", "-q", "--", "true", cwd=work), work),
+                        (roar("run", "-q", "--", "true", cwd=root_work), root_work)):
+        assert proc.returncode == 0, proc.stderr
+        assert (where / ".roar" / "jobs").is_dir()
+    assert list((shared_dir / ".roar").iterdir()) == [], "roar wrote in the planted workspace"
+
+
+def test_another_users_workspace_is_refused_for_writing(mallory, alice, user_dir):
+    """Where it is not planted in a shared directory, someone else's workspace is refused
+    with a line that names its owner: as root, and under sudo as another user."""
+    proc = sudo_roar(mallory, "run", "-q", "--", "true", cwd=user_dir)
+    assert proc.returncode == 0, proc.stderr
+    sub = user_dir / "sub"
+    mallory.run("mkdir", "-m", "777", str(sub), check=True)
+    for proc in (sudo_roar(alice, "run", "-q", "--", "sh", "-c", "echo ran > ran.txt", cwd=sub),
+                 roar("run", "-q", "--", "true", cwd=sub)):
         assert proc.returncode == REFUSED, proc.stderr
         line = one_line_error(proc)
-        assert mallory.name in line and str(shared_dir / ".roar") in line
-    assert list((shared_dir / ".roar").iterdir()) == [], "roar wrote in the planted workspace"
+        assert mallory.name in line and str(user_dir / ".roar") in line
+    assert not (sub / "ran.txt").exists()
 
 
 def test_plain_root_refuses_a_workspace_in_another_users_directory(mallory, user_dir):
