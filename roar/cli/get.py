@@ -14,8 +14,9 @@ def summary(record: dict) -> str:
     lines = []
     for entry in record["outputs"]:
         what = f"{len(entry['members'])} files, " if entry.get("kind") == "composite" else ""
-        lines.append(f"roar: @{record['step']} {record['uid']}  {record['type']} -> {printable(entry['path'])}  "
-                     f"{what}{entry['size']} bytes  blake3:{(entry['hash'] or '')[:12]}")
+        lines.append(f"roar: @{record['step']} {record['uid']}  {record['type']} -> "
+                     f"{printable(entry['path'])}  {what}{entry['size']} bytes  "
+                     f"blake3:{(entry['hash'] or '')[:12]}")
     return "\n".join(lines)
 
 

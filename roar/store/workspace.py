@@ -591,7 +591,8 @@ class Workspace:
         # a file set aside (bad_files) counts as seen: jobs by uid, the others as KIND/ID
         queries = {"sessions": "SELECT id FROM sessions UNION ALL SELECT substr(file, 10) FROM bad_files"
                                " WHERE file LIKE 'sessions/%'",
-                   "jobs": "SELECT uid FROM jobs UNION ALL SELECT file FROM bad_files WHERE file NOT LIKE '%/%'",
+                   "jobs": "SELECT uid FROM jobs UNION ALL SELECT file FROM bad_files"
+                           " WHERE file NOT LIKE '%/%'",
                    "labels": "SELECT id FROM label_events WHERE origin = 'cli' UNION ALL"
                              " SELECT substr(file, 8) FROM bad_files WHERE file LIKE 'labels/%'"}
         missing = {}
