@@ -68,6 +68,8 @@ class _InputHasher:
         """(hashes, size, warning) for an input."""
         outcome, size, mtime_ns = self.pending[path]
         hashes, st = outcome if isinstance(outcome, tuple) else outcome.result()
+        if hashes is None and st is not None:   # kept in the record, with no hash
+            return {}, size, f"input {path} changed while it was hashed: its hash is unknown"
         if hashes is None:
             return None, size, f"input {path} vanished before it could be hashed"
         if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size):
@@ -81,9 +83,14 @@ class _InputHasher:
 
 
 def _hash_with_stat(hash_file, path: str, algorithms: tuple[str, ...], cache):
+    from roar.artifacts.hashing import FileChanged
+
     try:
         st = os.stat(path)
-        return hash_file(path, algorithms, cache=cache), st
+        # expect: the hash is of the content this stat saw, the one compared with the tracer's
+        return hash_file(path, algorithms, cache=cache, expect=st), st
+    except FileChanged:
+        return None, st
     except OSError:
         return None, None
 
@@ -206,8 +213,13 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     outputs = []
     for seen in files.outputs():
         try:
-            hashes = hash_file(seen.path, options.hash_algorithms, cache=cache)
-            size = os.stat(seen.path).st_size
+            st = os.stat(seen.path)
+            size = st.st_size
+            try:
+                hashes = hash_file(seen.path, options.hash_algorithms, cache=cache, expect=st)
+            except FileChanged:   # still written to (a process the job left behind): no hash
+                hashes = {}
+                warnings.append(f"output {seen.path} changed while it was hashed: its hash is unknown")
         except OSError:
             continue
         outputs.append(_file_entry(seen, hashes, size, seen.changed_by))

@@ -1,9 +1,10 @@
 """The hash cache: digests remembered by (dev, inode, size, mtime_ns).
 
 It lives in the workspace index (table `hash_cache`). A digest is stored only
-when the file's stat was the same before and after hashing and its mtime is
-older than the filesystem's timestamp granularity ("racy" files are hashed
-again next time), so a cached digest is always the content's. Safe to share
+when the file hashed is the one stat'ed (same key and ctime, from before the hash to
+after it) and its mtime is older than the filesystem's timestamp granularity ("racy" files are hashed
+again next time), so a cached digest is always the content's. A file that changed
+while it was hashed raises hashing.FileChanged, and nothing is stored. Safe to share
 between threads.
 """
 
@@ -80,9 +81,11 @@ class HashCache:
             except sqlite3.OperationalError:
                 pass   # a read-only workspace or a busy index: the cache is only an optimisation
 
-    def hash_file(self, path: str, algorithms: tuple[str, ...],
-                  progress: hashing.Progress | None = None) -> dict[str, str]:
+    def hash_file(self, path: str, algorithms: tuple[str, ...], progress: hashing.Progress | None = None,
+                  expect: os.stat_result | None = None) -> dict[str, str]:
         before = os.stat(path)
+        if expect is not None and hashing.identity(before) != hashing.identity(expect):
+            raise hashing.FileChanged(path, "it changed between its stat and its hashing")
         known = self.lookup(before, algorithms)
         missing = tuple(a for a in algorithms if a not in known)
         if not missing:
@@ -90,8 +93,9 @@ class HashCache:
             return {a: known[a] for a in algorithms}
         self.misses += 1
         now_ns = time.time_ns()
-        fresh = hashing.hash_uncached(path, missing, progress)
-        if _key(os.stat(path)) == _key(before) and not _racy(before, now_ns):
+        # the digest is of the file `before` describes, or FileChanged is raised and nothing stored
+        fresh = hashing.hash_uncached(path, missing, progress, expect=before)
+        if not _racy(before, now_ns):
             self.store(before, fresh)
         known.update(fresh)
         return {a: known[a] for a in algorithms}

@@ -1,18 +1,35 @@
 """Content hashes of files: blake3 by default, other hashlib algorithms on request.
 
-blake3 runs on all cores (blake3's own thread pool over a memory map, like
-`b3sum`). Files above PROGRESS_MIN_BYTES show a progress bar when stderr is a
-terminal. With a HashCache (roar.artifacts.cache) an unchanged file is never
-hashed twice.
+A file of MMAP_MIN bytes or more is hashed from a memory map with blake3's thread pool
+(all cores, like `b3sum`); a smaller one, or one that cannot be leased (below), is read().
+Files above PROGRESS_MIN_BYTES show a progress bar when stderr is a terminal. With a
+HashCache (roar.artifacts.cache) an unchanged file is never hashed twice.
+
+A file that shrinks under a memory map kills the process with SIGBUS, and a job may
+truncate its input at any moment (`sort -o f f`). So a file is mapped only under a read
+lease (fcntl F_SETLEASE): while one is held nobody can open the file for writing or
+truncate it without breaking the lease first, and the breaker waits until the holder lets
+go. The lease is checked between slices of the map; once it is broken the map is dropped
+before the lease is, and the rest is read(). Without a lease (the file is open for writing
+somewhere, the filesystem has no leases, the file is neither ours nor are we root) the file
+is read(), which a shrinking file cannot crash.
+
+The digest is always of one content: when the file changed while it was hashed (its fstat
+before and after differ, or it gave fewer bytes than its size) FileChanged is raised
+instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import mmap
 import os
+import signal
+import stat
 import sys
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import blake3
 
@@ -20,69 +37,161 @@ if TYPE_CHECKING:
     from roar.artifacts.cache import HashCache
 
 DEFAULT_ALGORITHM = "blake3"
-CHUNK = 1 << 20
-MMAP_SLICE = 256 << 20          # blake3 work per call when showing progress
+MMAP_MIN = 1 << 20               # below this read() is as fast as a map, and needs no lease
+MAP_STEP = 16 << 20              # mapped bytes hashed between two looks at the lease
+READ_STEP = 8 << 20              # bytes per read(): blake3 still spreads them over all cores
+MMAP_SLICE = 256 << 20           # progress is reported every MMAP_SLICE bytes
 PROGRESS_MIN_BYTES = 256 << 20
+
+# Linux values; Python's fcntl has them from 3.9 on Linux
+F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
+F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
+F_GETLEASE = getattr(fcntl, "F_GETLEASE", 1025)
 
 Progress = Callable[[int, int], None]   # (bytes done, total)
 
 
+class FileChanged(OSError):
+    """The file changed while it was hashed: no digest of one content can be given.
+    An OSError, so a caller that only knows "the file could not be hashed" is still right."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} changed while it was hashed ({why})")
+        self.path = path
+        self.why = why
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a directory or a socket, not a regular file."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        super().__init__(f"{path} is not a regular file (mode {stat.filemode(mode)})")
+        self.path = path
+
+
 def hash_file(path: str, algorithms: Iterable[str] = (DEFAULT_ALGORITHM,),
-              cache: "HashCache | None" = None, progress: Progress | None = None) -> dict[str, str]:
+              cache: "HashCache | None" = None, progress: Progress | None = None,
+              expect: os.stat_result | None = None) -> dict[str, str]:
     """{algorithm: hex digest} of the file's content.
 
-    With `cache`, digests already known for the file's (dev, inode, size,
-    mtime_ns) are reused and new ones are remembered. `progress` overrides
-    the default (a bar on a terminal for big files)."""
+    Raises FileChanged if the file changed while it was hashed, or, given `expect` (a stat
+    the caller took), if it is no longer the file `expect` describes: the digest is then
+    of the content that stat saw. NotRegularFile if the path is not a regular file,
+    OSError if it cannot be opened. With `cache`, digests already known for the file's
+    (dev, inode, size, mtime_ns) are reused and new ones are remembered. `progress`
+    overrides the default (a bar on a terminal for big files)."""
     algorithms = tuple(dict.fromkeys(algorithms))
     if cache is not None:
-        return cache.hash_file(path, algorithms, progress)
-    return hash_uncached(path, algorithms, progress)
+        return cache.hash_file(path, algorithms, progress, expect=expect)
+    return hash_uncached(path, algorithms, progress, expect=expect)
 
 
-def hash_uncached(path: str, algorithms: tuple[str, ...], progress: Progress | None = None) -> dict[str, str]:
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+def identity(st: os.stat_result) -> tuple[int, ...]:
+    """What must stay the same for a file's content to be taken as unchanged."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def hash_uncached(path: str, algorithms: tuple[str, ...], progress: Progress | None = None,
+                  expect: os.stat_result | None = None) -> dict[str, str]:
+    # O_NONBLOCK: a FIFO put in the file's place must not hang us in open()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    bar = None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise NotRegularFile(path, before.st_mode)
+        if expect is not None and identity(before) != identity(expect):
+            raise FileChanged(path, "it changed between its stat and its opening")
+        size = before.st_size
         if progress is None and size >= PROGRESS_MIN_BYTES and sys.stderr.isatty():
-            progress = TerminalBar(path)
-        result = {}
-        if "blake3" in algorithms:
-            result["blake3"] = _blake3(f, size, progress)
-        others = [hashlib.new(name) for name in algorithms if name != "blake3"]
-        if others:
-            f.seek(0)
-            chunks = 0
-            while chunk := f.read(CHUNK):
-                for h in others:
+            progress = bar = TerminalBar(path)
+        hashers = {name: blake3.blake3(max_threads=blake3.blake3.AUTO) if name == "blake3"
+                   else hashlib.new(name) for name in algorithms}
+        with contextlib.closing(_content(fd, path, before)) as chunks:
+            for chunk, done in chunks:
+                for h in hashers.values():
                     h.update(chunk)
-                chunks += 1
-                if progress and chunks % (MMAP_SLICE // CHUNK) == 0:
-                    progress(min(chunks * CHUNK, size), size)
-            result.update({name: h.hexdigest() for name, h in zip(
-                [a for a in algorithms if a != "blake3"], others, strict=True)})
-    if isinstance(progress, TerminalBar):
-        progress.close()
-    return result
+                if progress and (done % MMAP_SLICE == 0 or done == size):
+                    progress(done, size)
+        if identity(os.fstat(fd)) != identity(before):
+            raise FileChanged(path, "its size, times or inode differ after hashing")
+    finally:
+        os.close(fd)     # also releases a lease
+        if bar is not None:
+            bar.close()
+    return {name: h.hexdigest() for name, h in hashers.items()}
 
 
-def _blake3(f, size: int, progress: Progress | None) -> str:
-    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if size == 0:
-        return h.hexdigest()
-    if progress is None:        # one call over the whole map: the most parallel, as b3sum does
-        h.update_mmap(f.name)
-        return h.hexdigest()
-    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+def _step(done: int, size: int, step: int) -> int:
+    # never across a progress boundary, so progress is reported at every MMAP_SLICE
+    return min(step, size - done, MMAP_SLICE - done % MMAP_SLICE)
+
+
+def _content(fd: int, path: str, before: os.stat_result) -> Iterator[tuple[memoryview, int]]:
+    """(chunk, bytes done so far) over the file's st_size bytes, in order."""
+    size, done = before.st_size, 0
+    if size >= MMAP_MIN and _take_lease(fd):
+        if identity(os.fstat(fd)) != identity(before):   # truncated before the lease was ours
+            raise FileChanged(path, "it changed as hashing began")
+        try:
+            mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):    # a filesystem that cannot map: read it
+            mm = None
+        if mm is not None:
+            done = yield from _mapped(fd, mm, size)
+        with contextlib.suppress(OSError):   # already gone if we were too slow (lease-break-time)
+            fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)   # after the unmap: a writer may go on now
+    yield from _read(fd, path, size, done)
+
+
+def _take_lease(fd: int) -> bool:
+    try:
+        # a lease break is signalled, SIGIO by default, which would kill us: SIGURG is ignored
+        fcntl.fcntl(fd, F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:     # open for writing somewhere, no leases here, or not ours (EACCES)
+        return False
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETOWN, 0)      # and better, no signal at all
+    return True
+
+
+def _mapped(fd: int, mm: mmap.mmap, size: int) -> Iterator[tuple[memoryview, int]]:
+    """Chunks of the map while the lease holds; returns how far it got."""
+    done = 0
+    with mm:
         mm.madvise(mmap.MADV_SEQUENTIAL)
         view = memoryview(mm)
         try:
-            for offset in range(0, size, MMAP_SLICE):
-                h.update(view[offset:offset + MMAP_SLICE])
-                if progress:
-                    progress(min(offset + MMAP_SLICE, size), size)
+            # a writer waits in open()/truncate() until we let go, so every byte mapped so far is
+            # still the content we started with
+            while done < size and fcntl.fcntl(fd, F_GETLEASE) == fcntl.F_RDLCK:
+                n = _step(done, size, MAP_STEP)
+                piece = view[done:done + n]
+                try:
+                    yield piece, done + n
+                finally:
+                    piece.release()
+                done += n
         finally:
             view.release()
-    return h.hexdigest()
+    return done
+
+
+def _read(fd: int, path: str, size: int, done: int) -> Iterator[tuple[memoryview, int]]:
+    if done >= size:
+        return
+    buf = bytearray(min(READ_STEP, size - done))
+    view = memoryview(buf)
+    try:
+        while done < size:
+            n = os.preadv(fd, [view[:_step(done, size, READ_STEP)]], done)
+            if n == 0:
+                raise FileChanged(path, f"it ended at {done} of {size} bytes")
+            yield view[:n], done + n
+            done += n
+    finally:
+        view.release()
 
 
 class TerminalBar:
