@@ -53,10 +53,10 @@ def lookup_many(conn: sqlite3.Connection, stats: list[os.stat_result], algorithm
 
 
 class HashCache:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: str | Path, readonly: bool = False) -> None:
         from roar.store import index
 
-        self._conn = index.connect(db_path, check_same_thread=False)
+        self._conn = index.connect(db_path, check_same_thread=False, readonly=readonly)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
