@@ -76,9 +76,11 @@ def regain() -> None:
 def drop(user: User) -> None:
     """Become `user` for good: no way back to root for this process. HOME, USER and
     LOGNAME become theirs too, for what runs next (git, boto3 credentials)."""
-    if os.geteuid() != 0:
-        regain()     # from as_user(): changing groups needs root for a moment
-    os.setgroups(list(user.groups))
+    # From as_user() the groups are already the user's, and setting every id to the
+    # effective one needs no privilege: never regain root on the way out (another
+    # thread, hashing a path, would open it as root in that moment).
+    if os.geteuid() == 0:
+        os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     os.environ.update(HOME=user.home, USER=user.name, LOGNAME=user.name)

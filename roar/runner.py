@@ -164,7 +164,7 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
             child.restore_terminal()
             child.close()
         tracer.drain()
-        counters = _counters(tracer, user)
+        counters = _counters(tracer, user, hasher)
     finally:
         tracer.close()     # detach now: nothing stays attached after the job
     if user:
@@ -178,9 +178,10 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
     return RunResult(record, jobrec.exit_code_of(status))
 
 
-def _counters(tracer, user: privilege.User | None) -> list[int]:
+def _counters(tracer, user: privilege.User | None, hasher: _InputHasher) -> list[int]:
     """The kernel counters. Linux 6.5+ lets the map be read through roar's descriptor
-    after roar gave up root; older kernels need root back for that one call."""
+    after roar gave up root; older kernels need root back for that one call, once no
+    hashing thread is left to open a path as root in that moment."""
     from roar.errors import TracerError
 
     try:
@@ -188,6 +189,7 @@ def _counters(tracer, user: privilege.User | None) -> list[int]:
     except TracerError:
         if not user:
             raise
+    hasher.close()
     privilege.regain()
     try:
         return tracer.counters()

@@ -29,8 +29,10 @@ def ensure_dir(cache_dir: Path) -> None:
 
 def load(path: Path, key: Any) -> Any | None:
     """The cached value when the file holds exactly `key`, else None."""
+    from roar.record.context import readfile
+
     try:
-        with open(path, encoding="utf-8") as f:
+        with readfile.open_text(path) as f:   # no FIFO: the cache directory may hold anything
             data = json.load(f)
     except (OSError, ValueError):
         return None

@@ -15,16 +15,21 @@ repository: None.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from roar.record.context import readfile
 from roar.record.context.redact import strip_url
 
 STATUS_TIMEOUT_S = 10.0
 MAX_DIRTY_PATHS = 1000
-IGNORED_PREFIXES = (".roar/",)    # roar's own workspace is not the user's change
+IGNORED_PREFIXES = (".roar/",)
+SAFE_REF = re.compile(r"refs/[A-Za-z0-9._/+@-]+")
+OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")    # roar's own workspace is not the user's change
 
 
 class UntrustedRepository(Exception):
@@ -56,25 +61,40 @@ def capture(cwd: str) -> dict[str, Any] | None:
 
 
 def find_repository(start: Path) -> tuple[Path, Path] | None:
-    """(work tree root, git dir) of the repository holding `start`, or None."""
+    """(work tree root, git dir) of the repository holding `start`, or None. A `.git`
+    that is neither the acting user's nor root's (one planted above, in /tmp, say) is
+    UntrustedRepository: no git context, and the note says why (git's ownership rule)."""
     for d in (start, *start.parents):
         dotgit = d / ".git"
-        if dotgit.is_dir():
+        try:
+            st = os.lstat(dotgit)
+        except OSError:
+            continue
+        if st.st_uid not in (os.geteuid(), 0):
+            from roar.store.workspace import owner_name
+
+            raise UntrustedRepository(
+                f"{dotgit} belongs to {owner_name(st.st_uid)}, not to whoever roar runs as: "
+                "its config could run that user's programs (git's safe.directory rule)")
+        if stat.S_ISDIR(st.st_mode):
             return d, dotgit
-        if dotgit.is_file():   # worktree or submodule: "gitdir: <path>"
+        if stat.S_ISREG(st.st_mode):   # worktree or submodule: "gitdir: <path>"
             text = _read(dotgit)
             if text.startswith("gitdir:"):
                 target = Path(text[len("gitdir:"):].strip())
                 return d, (target if target.is_absolute() else d / target)
+        return None
     return None
 
 
 def check_owner(root: Path, git_dir: Path) -> None:
-    """As root, the work tree and its git directory must be root's (git's
-    safe.directory rule, which roar never overrides)."""
+    """As root, the work tree, its `.git` and the git directory (and the common one
+    of a worktree) must be root's (git's safe.directory rule, which roar never overrides)."""
     if os.geteuid() != 0:
         return
-    for path in (root, git_dir):
+    common = _read(git_dir / "commondir").strip()
+    paths = [root, root / ".git", git_dir] + ([git_dir / common] if common else [])
+    for path in paths:
         try:
             uid = os.lstat(path).st_uid
         except OSError:
@@ -98,21 +118,30 @@ def _common_dir(git_dir: Path) -> Path:
 
 
 def head(git_dir: Path, common_dir: Path) -> tuple[str | None, str | None]:
-    """(branch, commit); branch None when detached, commit None before the first commit."""
+    """(branch, commit); branch None when detached, commit None before the first commit.
+    Only a ref under refs/ without `..` is followed, and only a hex object name is kept:
+    HEAD is someone's file, not a path to read."""
     text = _read(git_dir / "HEAD").strip()
     if not text.startswith("ref:"):
-        return None, text or None
+        return None, _object_name(text)
     ref = text[len("ref:"):].strip()
+    if not SAFE_REF.fullmatch(ref) or ".." in ref.split("/"):
+        return None, None
     branch = ref.removeprefix("refs/heads/")
-    commit = (_read(git_dir / ref) or _read(common_dir / ref)).strip() or _packed_ref(common_dir, ref)
+    commit = _object_name((_read(git_dir / ref) or _read(common_dir / ref)).strip()) \
+        or _packed_ref(common_dir, ref)
     return branch, commit
+
+
+def _object_name(text: str) -> str | None:
+    return text if OBJECT_NAME.fullmatch(text) else None
 
 
 def _packed_ref(common_dir: Path, ref: str) -> str | None:
     for line in _read(common_dir / "packed-refs").splitlines():
         sha, _, name = line.partition(" ")
         if name == ref:
-            return sha
+            return _object_name(sha)
     return None
 
 
@@ -169,7 +198,4 @@ def _parse_porcelain(data: bytes) -> list[str]:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
+    return readfile.read_text(path, limit=1 << 20)

@@ -208,11 +208,9 @@ def _nvml_gpus() -> list[dict[str, Any]] | None:
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
+    from roar.record.context import readfile
+
+    return readfile.read_text(path)
 
 
 def _mtime_ns(path: str) -> int | None:

@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from roar.record.context import cache
+from roar.record.context import cache, readfile
 
 SITE_PATH = re.compile(r"^(?P<site>.*/(?:site|dist)-packages)/(?P<rel>.+)$")
 PYTHON_EXE = re.compile(r"python3(?:\.\d+)?[a-z]?")
@@ -133,7 +133,7 @@ def _name_version(meta: str, entry: str) -> tuple[str, str]:
     fields: dict[str, str] = {}
     for header in ("METADATA", "PKG-INFO"):
         try:
-            with open(os.path.join(meta, header), encoding="utf-8", errors="replace") as f:
+            with readfile.open_text(os.path.join(meta, header)) as f:
                 for line in f:
                     if not line.strip():
                         break
@@ -154,14 +154,14 @@ def _installed_files(meta: str, entry: str) -> set[str]:
     rels: set[str] = set()
     if entry.endswith(".dist-info"):
         try:
-            with open(os.path.join(meta, "RECORD"), encoding="utf-8", errors="replace", newline="") as f:
+            with readfile.open_text(os.path.join(meta, "RECORD"), newline="") as f:
                 rels.update(row[0] for row in csv.reader(f) if row)
         except OSError:
             pass
     else:
         for name in ("installed-files.txt", "top_level.txt"):
             try:
-                with open(os.path.join(meta, name), encoding="utf-8", errors="replace") as f:
+                with readfile.open_text(os.path.join(meta, name)) as f:
                     lines = [line.strip() for line in f if line.strip()]
             except OSError:
                 continue
@@ -182,6 +182,9 @@ def interpreter_version(exe: str, cache_dir: Path) -> dict[str, Any]:
     entry = known.get(exe)
     if entry and entry[0] == mtime:
         return {"version": entry[1]}
+    if not _safe_to_run(exe):
+        return {"version": _version_from_name(exe), "note": f"{exe} is not root's own: roar does not run "
+                                                              "it as root; version from its name"}
     version = _run_for_version(exe)
     if version is None:
         return {"version": _version_from_name(exe), "note": f"{exe} did not report its version: "
@@ -191,15 +194,28 @@ def interpreter_version(exe: str, cache_dir: Path) -> dict[str, Any]:
     return {"version": version}
 
 
+def _safe_to_run(exe: str) -> bool:
+    """Running a traced interpreter to ask its version runs its code as whoever roar is.
+    Under sudo roar is the user by then; as root only a binary that root alone could
+    have written runs (the traced tree may have run another user's `python3`)."""
+    if os.geteuid() != 0:
+        return True
+    path = Path(os.path.realpath(exe))
+    for p in (path, *path.parents):
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            return False
+    return True
+
+
 def _run_for_version(exe: str) -> str | None:
     code = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
-    kwargs: dict[str, Any] = {}
-    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
-    if os.geteuid() == 0 and uid.isdigit() and gid.isdigit():
-        kwargs = {"user": int(uid), "group": int(gid), "extra_groups": []}
     try:
         out = subprocess.run([exe, "-I", "-S", "-c", code], capture_output=True, timeout=VERSION_TIMEOUT_S,
-                             stdin=subprocess.DEVNULL, env={"PATH": os.defpath}, **kwargs)
+                             stdin=subprocess.DEVNULL, env={"PATH": os.defpath})
     except (OSError, subprocess.SubprocessError):
         return None
     text = out.stdout.decode(errors="replace").strip()

@@ -99,7 +99,9 @@ def dpkg_owners(paths: list[str], cache_dir: Path, dpkg_dir: Path,
 
 
 def _open_index(db: Path, key: str) -> sqlite3.Connection | None:
-    if not db.exists():
+    from roar.record.context import readfile
+
+    if not readfile.is_regular(db):   # a FIFO there would block SQLite's first read
         return None
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
