@@ -83,8 +83,13 @@ struct ev_exec {
 	__u16 exe_len;
 	__u16 argv_len;
 	__u32 argv_truncated;
-	__u32 _pad;
+	__u32 flags;          /* ROAR_EXEC_* */
 };
+
+/* The exec gave the process privileges its parent did not have (set-user-ID,
+ * set-group-ID or file capabilities: the kernel's AT_SECURE). It is not traced
+ * further: what it opens is not the invoking user's to see. */
+#define ROAR_EXEC_PRIVILEGED 1
 
 /* strings: path (canonical, resolved from the open file in the kernel) */
 struct ev_file {

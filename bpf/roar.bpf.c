@@ -461,7 +461,7 @@ __noinline int exec_failed(long ret, __u64 filename_addr)
 	e->ret = ret;
 	e->argc = 0;
 	e->argv_truncated = 0;
-	e->_pad = 0;
+	e->flags = 0;
 	__u32 off = sizeof(*e), start = off;
 	off = put_user_str(s, off, filename);
 	e->filename_len = off - start;
@@ -672,7 +672,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct ev_exec *e = (void *)s->buf;
 	e->ret = 0;
 	e->argc = BPF_CORE_READ(bprm, argc);
-	e->_pad = 0;
+	e->flags = BPF_CORE_READ_BITFIELD_PROBED(bprm, secureexec) ? ROAR_EXEC_PRIVILEGED : 0;
 	__u32 off = sizeof(*e), start = off;
 	off = put_kernel_str(s, off, BPF_CORE_READ(bprm, filename));
 	e->filename_len = off - start;
@@ -695,7 +695,10 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (len && off < STR_END && bpf_probe_read_user(&s->buf[off], len, (void *)arg_start))
 		len = 0;
 	e->argv_len = len;
+	__u32 privileged = e->flags & ROAR_EXEC_PRIVILEGED;
 	submit(s, off + len);
+	if (privileged)   /* the exec itself is recorded; nothing after it, nor its children */
+		bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
 }
 

@@ -230,6 +230,8 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
                         "incomplete; rerun with a larger --ring-buffer (e.g. 64M)")
     if truncated:
         warnings.append(f"{truncated} paths were too long or deep to record in full")
+    warnings += [f"process {p.pid} ran {p.exe}, which gains privileges (set-user-ID or capabilities): "
+                 "it and what it starts are not traced" for p in collector.processes.values() if p.privileged]
     output_paths = {o["path"] for o in outputs}
     return jobrec.new_record(
         options.kind, argv, cwd, started_at, ended_at,

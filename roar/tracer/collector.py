@@ -27,6 +27,7 @@ class Process:
     cwd: str | None = None
     end_ns: int | None = None
     wait_status: int | None = None
+    privileged: bool = False     # exec'd a set-user-ID (etc.) program: not traced after it
 
     def as_record(self) -> dict[str, Any]:
         exit_code = signal = None
@@ -35,8 +36,11 @@ class Process:
                 signal = os.WTERMSIG(self.wait_status)
             else:
                 exit_code = os.WEXITSTATUS(self.wait_status)
-        return {"pid": self.pid, "ppid": self.ppid, "exe": self.exe, "argv": self.argv,
-                "cwd": self.cwd, "exit_code": exit_code, "signal": signal}
+        entry = {"pid": self.pid, "ppid": self.ppid, "exe": self.exe, "argv": self.argv,
+                 "cwd": self.cwd, "exit_code": exit_code, "signal": signal}
+        if self.privileged:
+            entry["privileged"] = True
+        return entry
 
 
 def _str(b: bytes) -> str:
@@ -100,6 +104,7 @@ class Collector:
         proc.exe = _str(e.exe) or None
         proc.argv = [_str(a) for a in e.argv]
         proc.cwd = _str(e.cwd)
+        proc.privileged = e.privileged
         if proc.exe:
             self.files.executed(proc.exe, e.tgid)
         script = os.path.realpath(_str(ev.join_path(e.cwd, e.filename)))

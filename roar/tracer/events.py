@@ -22,6 +22,8 @@ OP_RENAME, OP_LINK, OP_UNLINK, OP_TRUNCATE, OP_RMDIR = 1, 2, 3, 4, 5
 OP_NAMES = {OP_RENAME: "rename", OP_LINK: "link", OP_UNLINK: "unlink", OP_TRUNCATE: "truncate",
             OP_RMDIR: "rmdir"}
 
+EXEC_PRIVILEGED = 1   # ROAR_EXEC_PRIVILEGED
+
 STAT_DROPPED, STAT_PATH_TRUNCATED, STAT_SEEN_FULL, STAT_COUNT = 0, 1, 2, 3
 
 HEADER = [("type", "H"), ("size", "H"), ("tgid", "I"), ("tid", "I"), ("_pad", "I"), ("ts_ns", "Q")]
@@ -31,7 +33,7 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "ev_header": [],
     "ev_fork": [("parent_tgid", "I"), ("child_tgid", "I")],
     "ev_exec": [("ret", "i"), ("argc", "I"), ("filename_len", "H"), ("cwd_len", "H"),
-                ("exe_len", "H"), ("argv_len", "H"), ("argv_truncated", "I"), ("_pad", "I")],
+                ("exe_len", "H"), ("argv_len", "H"), ("argv_truncated", "I"), ("flags", "I")],
     "ev_file": [("access", "I"), ("mode", "I"), ("dev", "Q"), ("ino", "Q"), ("size", "Q"),
                 ("mtime_sec", "q"), ("mtime_nsec", "I"), ("path_len", "H"), ("_pad", "H")],
     "ev_pathop": [("op", "I"), ("ret", "i"), ("flags", "I"), ("name1_len", "H"), ("dir1_len", "H"),
@@ -82,6 +84,7 @@ class Exec:
     exe: bytes        # canonical path of the program run (empty when failed)
     argv: list[bytes]
     argv_truncated: bool
+    privileged: bool = False   # a set-user-ID (etc.) exec: not traced after it
 
 
 @dataclass(slots=True)
@@ -138,13 +141,14 @@ def decode(raw: bytes) -> Event:
         (*_, parent, child) = _FORK.unpack_from(raw)
         return Fork(ts, parent, child)
     if typ == EV_EXEC:
-        (*_, ret, argc, flen, clen, elen, alen, trunc, _) = _EXEC.unpack_from(raw)
+        (*_, ret, argc, flen, clen, elen, alen, trunc, flags) = _EXEC.unpack_from(raw)
         filename, cwd, exe = _strings(raw, _EXEC.size, (flen, clen, elen))
         blob = raw[_EXEC.size + flen + clen + elen:_EXEC.size + flen + clen + elen + alen]
         argv = blob.split(b"\0")
         if blob.endswith(b"\0"):
             argv.pop()
-        return Exec(ts, tgid, ret, filename, cwd, exe, argv[:argc] if argc else argv, bool(trunc))
+        return Exec(ts, tgid, ret, filename, cwd, exe, argv[:argc] if argc else argv, bool(trunc),
+                    bool(flags & EXEC_PRIVILEGED))
     if typ == EV_PATHOP:
         (*_, op, _ret, flags, n1, d1, n2, d2, _) = _PATHOP.unpack_from(raw)
         name1, dir1, name2, dir2 = _strings(raw, _PATHOP.size, (n1, d1, n2, d2))

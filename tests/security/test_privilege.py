@@ -386,3 +386,39 @@ def test_read_commands_work_on_a_read_only_filesystem(tmp_path):
         one_line_error(proc)
     finally:
         subprocess.run(["umount", str(ro)], check=False)
+
+
+# a set-user-ID program in the traced tree is not traced past its exec
+
+PEEK = r"""
+#include <fcntl.h>
+#include <unistd.h>
+int main(void) { int fd = open(SECRET, O_RDONLY); if (fd >= 0) close(fd); return 0; }
+"""
+
+
+def test_a_setuid_program_in_the_tree_is_not_traced(mallory, user_dir, root_dir):
+    """What a set-user-ID program opens is not the invoking user's to see: the names of
+    root-only files it opens must not reach the user's record."""
+    secret = root_dir / "private-name-4f2a"
+    secret.write_text("x")
+    secret.chmod(0o600)
+    tools = Path(tempfile.mkdtemp(prefix="roar-suid-"))
+    tools.chmod(0o755)
+    try:
+        (tools / "peek.c").write_text(PEEK)
+        subprocess.run(["gcc", f'-DSECRET="{secret}"', "-o", str(tools / "peek"), str(tools / "peek.c")],
+                       check=True)
+        (tools / "peek").chmod(0o4755)
+        proc = sudo_roar(mallory, "run", "-q", "--", "sh", "-c", f"{tools}/peek; echo hi > out.txt",
+                         cwd=user_dir)
+        assert proc.returncode == 0, proc.stderr
+        assert "gains privileges" in proc.stderr.decode()
+        shown = sudo_roar(mallory, "show", "@1", "--json", cwd=user_dir)
+        assert shown.returncode == 0, shown.stderr
+        assert secret.name not in shown.stdout.decode()
+        record = json.loads(shown.stdout)
+        assert [p for p in record["processes"] if p.get("privileged")]
+        assert [Path(o["path"]).name for o in record["outputs"]] == ["out.txt"]
+    finally:
+        shutil.rmtree(tools, ignore_errors=True)
