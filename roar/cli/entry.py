@@ -111,5 +111,7 @@ def _cwd_exists() -> bool:
 
 
 def _fail(error: RoarError) -> NoReturn:
-    say(f"roar: {error.message}\n")
+    from roar.cli.printable import printable
+
+    say(f"roar: {printable(error.message)}\n")   # a message may name a file: one line, no escapes
     sys.exit(error.exit_code)

@@ -9,7 +9,7 @@ import typer
 
 def summary(record: dict) -> str:
     """One line per output: `roar: @N uid  get|put SRC -> DEST  SIZE  blake3:PREFIX`."""
-    from roar.cli.output import printable
+    from roar.cli.printable import printable
 
     lines = []
     for entry in record["outputs"]:

@@ -10,10 +10,9 @@ parsers agree.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from roar.errors import NotAWorkspace, UsageError
+from roar.errors import UsageError
 
 # (names, parameter, takes a value, default, help): the one list of run's options
 OPTIONS: list[tuple[tuple[str, ...], str, bool, Any, str]] = [
@@ -93,6 +92,8 @@ def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
 
 
 def summary(record: dict[str, Any]) -> str:
+    from roar.cli.printable import printable
+
     step = f"@B{record['step']}" if record["type"] == "build" else f"@{record['step']}"
     exit_ = record["exit"]
     how = f"exit {exit_['code']}" if exit_["signal"] is None else f"killed by signal {exit_['signal']}"
@@ -100,7 +101,7 @@ def summary(record: dict[str, Any]) -> str:
         how += ", interrupted"
     lines = [f"roar: {step} {record['uid']}  {len(record['inputs'])} inputs, "
              f"{len(record['outputs'])} outputs, {how}"]
-    lines += [f"roar: warning: {w}" for w in record["warnings"]]
+    lines += [f"roar: warning: {printable(w)}" for w in record["warnings"]]   # warnings name files
     return "\n".join(lines)
 
 
@@ -112,10 +113,6 @@ def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], 
 
     options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
                          hash_algorithms=hash_algorithms(hashes))
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        raise NotAWorkspace("the current directory was deleted: cd to an existing directory") from None
     result = run_job(list(command), options)
     if not quiet or result.record["warnings"]:
         say(summary(result.record) + "\n")    # a closed or broken stderr must not change the status

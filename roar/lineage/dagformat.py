@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
-from roar.cli.output import printable
+from roar.cli.printable import printable
 from roar.errors import RoarError, UsageError
 
 if TYPE_CHECKING:
