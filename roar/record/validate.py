@@ -305,6 +305,7 @@ RECORD = fields({
                                        "ring_buffer_bytes"), COUNT)}),
     "warnings": STRS,
     "labels": map_of(string),
+    "argv_redacted": optional(boolean),
     "context": optional(CONTEXT),
     "transfer": optional(fields({"sources": optional(list_of(anything))})),
 }, required=("version", "uid", "session", "step", "type", "command", "argv", "cwd", "started_at",
