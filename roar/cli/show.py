@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         (hashes, size, paths, producer and consumer jobs, lineage) or a session."""
         from roar.lineage import queries, refs
         from roar.lineage.status import session_summary
-        from roar.record import render
+        from roar.cli import render
         from roar.store import labels
         from roar.store.workspace import Workspace
 
