@@ -48,7 +48,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def step_name(record: dict[str, Any]) -> str:
-    return f"@B{record['step']}" if record["type"] == "build" else f"@{record['step']}"
+    from roar.lineage.refs import step_name as name
+
+    return name(record["step"], record["type"])
 
 
 def _when(ts: float | None) -> str:

@@ -93,8 +93,9 @@ def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
 
 def summary(record: dict[str, Any]) -> str:
     from roar.cli.printable import printable
+    from roar.lineage.refs import step_name
 
-    step = f"@B{record['step']}" if record["type"] == "build" else f"@{record['step']}"
+    step = step_name(record["step"], record["type"])
     exit_ = record["exit"]
     how = f"exit {exit_['code']}" if exit_["signal"] is None else f"killed by signal {exit_['signal']}"
     if exit_["status"] == "interrupted":

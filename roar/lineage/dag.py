@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roar.lineage import facts
+from roar.lineage.refs import step_name
 from roar.store.index import from_db_path
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class JobNode:
 
     @property
     def name(self) -> str:
-        return facts.name(self.step, self.type)
+        return step_name(self.step, self.type)
 
 
 @dataclass(slots=True)

@@ -14,7 +14,8 @@ import json
 import sqlite3
 from typing import IO
 
-from roar.lineage.facts import composites, member_of, name, stale_outputs
+from roar.lineage.facts import composites, member_of, stale_outputs
+from roar.lineage.refs import step_name as name
 
 _quote = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring   # C: ~10x json.dumps
 

@@ -21,6 +21,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING
 
+from roar.lineage.refs import step_name
 from roar.store.index import from_db_path
 
 if TYPE_CHECKING:
@@ -53,10 +54,6 @@ _REASON_ROWS = _REASON_COLUMNS.format(source="json_each(?) s JOIN job_files jf O
 _SESSION_INPUTS = _REASON_COLUMNS.format(
     source="job_files jf", where="jf.session_id = ? AND jf.role = 'input' AND jf.composite IS NULL")
 SCAN_ABOVE = 500    # stale jobs, above which their inputs are read by a scan of the session
-
-
-def name(step: int, kind: str) -> str:
-    return f"@B{step}" if kind == "build" else f"@{step}"
 
 
 def stale_jobs(conn: sqlite3.Connection, session_id: str, disk: "DiskCheck | None") -> dict[str, list[str]]:
@@ -96,7 +93,7 @@ def job_names(conn: sqlite3.Connection, uids: set[str]) -> dict[str, str]:
     """{uid: @N or @BN}."""
     if not uids:
         return {}
-    return {uid: name(step, kind) for uid, step, kind in conn.execute(
+    return {uid: step_name(step, kind) for uid, step, kind in conn.execute(
         "SELECT uid, step, type FROM jobs WHERE uid IN (SELECT value FROM json_each(?))",
         (json.dumps(sorted(uids)),))}
 

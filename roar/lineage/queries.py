@@ -7,14 +7,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from roar.lineage.refs import step_name
 from roar.store import labels
 from roar.store.index import from_db_path
 
 MAX_LINEAGE_JOBS = 10_000
-
-
-def _name(step: int, kind: str) -> str:
-    return f"@B{step}" if kind == "build" else f"@{step}"
 
 
 JOB_COLUMNS = ("j.uid, j.step, j.type, j.command, j.status, j.exit_code, j.started_at, j.ended_at,"
@@ -23,7 +20,7 @@ JOB_COLUMNS = ("j.uid, j.step, j.type, j.command, j.status, j.exit_code, j.start
 
 def _job(row: tuple) -> dict[str, Any]:
     uid, step, kind, command, status, code, started, ended, session_seq, _ = row
-    return {"uid": uid, "step": _name(step, kind), "type": kind, "command": command, "status": status,
+    return {"uid": uid, "step": step_name(step, kind), "type": kind, "command": command, "status": status,
             "exit_code": code, "started_at": started, "ended_at": ended, "session": session_seq}
 
 
@@ -128,5 +125,5 @@ def job_links(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
             " ON i.artifact = o.artifact AND i.role = 'input' JOIN jobs j ON j.uid = i.job"
             " WHERE o.job = ? AND o.role = 'output'"
             " AND j.seq > ? ORDER BY j.seq", (uid, seq)):
-        read_by.setdefault(art, []).append({"uid": consumer, "step": _name(step, kind)})
+        read_by.setdefault(art, []).append({"uid": consumer, "step": step_name(step, kind)})
     return {"made_by": made_by, "read_by": read_by}

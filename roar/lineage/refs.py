@@ -21,6 +21,11 @@ MAX_CANDIDATES = 10
 MAX_NUMBER = 2**63 - 1   # SQLite's largest INTEGER: a bigger one cannot be a step or session
 
 
+def step_name(step: int, kind: str) -> str:
+    """How a step is named, and typed back as a ref: `@N`, `@BN` for a build step."""
+    return f"@B{step}" if kind == "build" else f"@{step}"
+
+
 @dataclass(frozen=True)
 class Ref:
     kind: str      # session | job | artifact

@@ -86,7 +86,8 @@ def _session_row(conn: sqlite3.Connection, sid: str) -> dict[str, Any]:
 
 
 def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], limit: int | None) -> dict:
-    from roar.lineage.facts import job_names, name, stale_outputs
+    from roar.lineage.facts import job_names, stale_outputs
+    from roar.lineage.refs import step_name as name
 
     session = _session_row(conn, sid)
     session["jobs"] = conn.execute("SELECT COUNT(*) FROM jobs WHERE session_id = ?", (sid,)).fetchone()[0]
