@@ -14,9 +14,9 @@ def register(app: typer.Typer) -> None:
     def show_cmd(ref: str = typer.Argument(..., help=REF_HELP), as_json: bool = JSON) -> None:
         """Show a recorded job (command, times, exit, files, processes, context, labels), an artifact
         (hashes, size, paths, producer and consumer jobs, lineage) or a session."""
+        from roar.cli import render
         from roar.lineage import queries, refs
         from roar.lineage.status import session_summary
-        from roar.cli import render
         from roar.store import labels
         from roar.store.workspace import Workspace
 
