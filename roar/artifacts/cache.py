@@ -1,11 +1,9 @@
 """The hash cache: digests remembered by (dev, inode, size, mtime_ns).
 
-It lives in the workspace index (table `hash_cache`). A digest is stored only
-when the file hashed is the one stat'ed (same key and ctime, from before the hash to
-after it) and its mtime is older than the filesystem's timestamp granularity ("racy" files are hashed
-again next time), so a cached digest is always the content's. A file that changed
-while it was hashed raises hashing.FileChanged, and nothing is stored. Safe to share
-between threads.
+A plain store in the workspace index (table `hash_cache`): lookup and store by a
+file's stat key, nothing more. When a digest may be stored (the file hashed is the
+one stat'ed, and not "racy") is decided by roar.artifacts.hashing.hash_file, the one
+place that hashes. Safe to share between threads.
 """
 
 from __future__ import annotations
@@ -16,19 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from roar.artifacts import hashing
-
-RACY_NS = 100_000_000            # ns-granularity filesystems: 0.1 s
-RACY_COARSE_NS = 2_000_000_000   # whole-second mtimes (ext3, FAT, some network filesystems)
-
 
 def _key(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _racy(st: os.stat_result, now_ns: int) -> bool:
-    margin = RACY_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else RACY_NS
-    return now_ns - st.st_mtime_ns < margin
 
 
 LOOKUP_CHUNK = 500   # keys per query of lookup_many (4 parameters each)
@@ -80,22 +68,3 @@ class HashCache:
                     [(*_key(st), alg, digest, now) for alg, digest in digests.items()])
             except sqlite3.OperationalError:
                 pass   # a read-only workspace or a busy index: the cache is only an optimisation
-
-    def hash_file(self, path: str, algorithms: tuple[str, ...], progress: hashing.Progress | None = None,
-                  expect: os.stat_result | None = None) -> dict[str, str]:
-        before = os.stat(path)
-        if expect is not None and hashing.identity(before) != hashing.identity(expect):
-            raise hashing.FileChanged(path, "it changed between its stat and its hashing")
-        known = self.lookup(before, algorithms)
-        missing = tuple(a for a in algorithms if a not in known)
-        if not missing:
-            self.hits += 1
-            return {a: known[a] for a in algorithms}
-        self.misses += 1
-        now_ns = time.time_ns()
-        # the digest is of the file `before` describes, or FileChanged is raised and nothing stored
-        fresh = hashing.hash_uncached(path, missing, progress, expect=before)
-        if not _racy(before, now_ns):
-            self.store(before, fresh)
-        known.update(fresh)
-        return {a: known[a] for a in algorithms}

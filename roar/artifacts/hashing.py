@@ -29,6 +29,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import blake3
@@ -42,6 +43,8 @@ MAP_STEP = 16 << 20              # mapped bytes hashed between two looks at the 
 READ_STEP = 8 << 20              # bytes per read(): blake3 still spreads them over all cores
 MMAP_SLICE = 256 << 20           # progress is reported every MMAP_SLICE bytes
 PROGRESS_MIN_BYTES = 256 << 20
+RACY_NS = 100_000_000            # ns-granularity filesystems: 0.1 s
+RACY_COARSE_NS = 2_000_000_000   # whole-second mtimes (ext3, FAT, some network filesystems)
 
 # Linux values; Python's fcntl has them from 3.9 on Linux
 F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
@@ -81,9 +84,31 @@ def hash_file(path: str, algorithms: Iterable[str] = (DEFAULT_ALGORITHM,),
     (dev, inode, size, mtime_ns) are reused and new ones are remembered. `progress`
     overrides the default (a bar on a terminal for big files)."""
     algorithms = tuple(dict.fromkeys(algorithms))
-    if cache is not None:
-        return cache.hash_file(path, algorithms, progress, expect=expect)
-    return hash_uncached(path, algorithms, progress, expect=expect)
+    if cache is None:
+        return hash_uncached(path, algorithms, progress, expect=expect)
+    before = os.stat(path)
+    if expect is not None and identity(before) != identity(expect):
+        raise FileChanged(path, "it changed between its stat and its hashing")
+    known = cache.lookup(before, algorithms)
+    missing = tuple(a for a in algorithms if a not in known)
+    if not missing:
+        cache.hits += 1
+        return {a: known[a] for a in algorithms}
+    cache.misses += 1
+    now_ns = time.time_ns()
+    # the digest is of the file `before` describes, or FileChanged is raised and nothing stored
+    fresh = hash_uncached(path, missing, progress, expect=before)
+    if not _racy(before, now_ns):
+        cache.store(before, fresh)
+    known.update(fresh)
+    return {a: known[a] for a in algorithms}
+
+
+def _racy(st: os.stat_result, now_ns: int) -> bool:
+    """Modified within the filesystem's timestamp granularity: a later write could leave
+    the same mtime, so the digest is not remembered (the file is hashed again next time)."""
+    margin = RACY_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else RACY_NS
+    return now_ns - st.st_mtime_ns < margin
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
