@@ -57,11 +57,38 @@ def roar_run(cmd: list, cwd: Path, step: int = 1) -> Traced:
     return Traced(proc.returncode, proc.stderr.decode(), json.loads(shown.stdout))
 
 
+def held_links(pid: int | str = "self") -> dict[int, int]:
+    """{link id: program id} for the BPF links process pid holds a descriptor of."""
+    links = {}
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            fields = dict(line.split(":", 1) for line in info.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if "link_id" in fields and "prog_id" in fields:
+            links[int(fields["link_id"])] = int(fields["prog_id"])
+    return links
+
+
+def bpftool(*args: str) -> list[dict]:
+    out = subprocess.run(["bpftool", *args, "--json"], capture_output=True, check=True).stdout
+    return json.loads(out or b"[]")
+
+
+def linked(prog_ids: set[int]) -> set[int]:
+    """Those of prog_ids that some link on the machine still attaches, held by any process."""
+    return prog_ids & {link["prog_id"] for link in bpftool("link", "show")}
+
+
 @pytest.fixture(scope="session")
 def programs(tmp_path_factory) -> Path:
     """The C test programs, compiled once, outside every scenario directory."""
     out = tmp_path_factory.mktemp("bin")
     for src in PROGRAMS.glob("*.c"):
+        if src.stem.endswith("32"):   # ia32 programs need gcc-multilib: a test skips when it is missing
+            subprocess.run(["gcc", "-O1", "-Wall", "-m32", "-static", "-o", str(out / src.stem), str(src)],
+                           capture_output=True)
+            continue
         flags = ["-static"] if src.stem == "statcopy" else []
         subprocess.run(["gcc", "-O1", "-Wall", "-pthread", *flags, "-o", str(out / src.stem), str(src)],
                        check=True)
