@@ -84,3 +84,13 @@ def drop(user: User) -> None:
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     os.environ.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+
+
+def child_ids() -> dict[str, int]:
+    """subprocess.run arguments that give a child exactly the ids roar acts as. Inside
+    as_user() the real uid is still root, and a program started then (git, whose config
+    can run hooks) could take root back with setuid(0): it gets the user's ids for real
+    and effective alike. Empty when roar is one user throughout."""
+    if os.getuid() == os.geteuid() and os.getgid() == os.getegid():
+        return {}
+    return {"user": os.geteuid(), "group": os.getegid()}   # groups: already the user's

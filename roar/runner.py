@@ -128,16 +128,21 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
         env = launcher.child_environment(user)
         program = launcher.resolve_program(argv[0], env)
         cache = workspace.hash_cache()   # an unchanged file is never hashed twice
+        from roar.record import context
+
+        git_before = context.capture_git(cwd)   # before the job's own writes make the tree dirty
     finally:
         if user:
             privilege.regain()
     try:
-        return _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded)
+        return _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded,
+                                 git_before)
     finally:
         cache.close()
 
 
-def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded) -> RunResult:
+def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded,
+                      git_before) -> RunResult:
     from roar.tracer import launcher
     from roar.tracer.collector import Collector
     from roar.tracer.loader import Tracer
@@ -173,7 +178,7 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
     observed = _Observed(status, child.interrupted, started_at, time.time(), collector, files, counters)
     record = _build_record(argv, options, cwd, observed, hasher, cache)
     hasher.close()
-    _add_context(record, workspace, env)
+    _add_context(record, workspace, env, git_before)
     workspace.add_job(record)
     return RunResult(record, jobrec.exit_code_of(status))
 
@@ -254,14 +259,21 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     )
 
 
-def _add_context(record: dict[str, Any], workspace: Workspace, env: dict[str, str]) -> None:
-    """The world the job ran in: machine, packages it used, environment, git."""
+def _add_context(record: dict[str, Any], workspace: Workspace, env: dict[str, str],
+                 git_before: tuple[Any, list[str]]) -> None:
+    """The world the job ran in: machine, packages it used, environment, and git as it
+    was before the command started, with the paths of the work tree the job changed."""
     from roar.record import context
 
     record["context"] = context.capture(
         cwd=record["cwd"], argv=record["argv"], env=env, processes=record["processes"],
         paths_read=record["system_reads"] + [i["path"] for i in record["inputs"]],
-        cache_dir=Path(workspace.fd_path("cache")))
+        cache_dir=Path(workspace.fd_path("cache")), git_before=git_before)
+    git = record["context"].get("git")
+    if git and git.get("root"):
+        prefix = git["root"].rstrip("/") + "/"
+        changed = [o["path"] for o in record["outputs"]] + list(record["deleted"])
+        git["changed_by_job"] = sorted({p[len(prefix):] for p in changed if p.startswith(prefix)})
     record["warnings"] += context.warnings(record["context"])
 
 

@@ -212,6 +212,13 @@ class Workspace:
         if ws is None:
             raise WorkspaceUnwritable(f"cannot create {path}: a file of that name is in the way; "
                                       "move it away")
+        try:   # a workspace is never committed by `git add -A` (as venvs and pytest do)
+            fd = os.open(".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         FILE_MODE, dir_fd=ws.fd)
+            with os.fdopen(fd, "w") as f:
+                f.write("# roar's workspace: records, index and caches, not for version control\n*\n")
+        except OSError:
+            pass
         return ws
 
     def require_writable(self) -> None:

@@ -70,6 +70,22 @@ def test_git_config_of_a_planted_repository_never_runs_as_root_under_sudo(mallor
     assert (work / ".roar").is_dir() and not (shared_dir / ".roar").exists()
 
 
+def test_git_under_sudo_cannot_take_root_back(mallory, user_dir):
+    """git runs before the command starts, while roar acts as the user but is still root
+    underneath: what git starts (the user's own fsmonitor) must have the user's ids for
+    real, or it could setuid(0)."""
+    marker = user_dir / "ids"
+    hook = user_dir / "monitor.sh"
+    mallory.run("git", "init", "-q", str(user_dir), check=True)
+    mallory.run("sh", "-c", f"printf '#!/bin/sh\\nid -ru >> {marker}\\nid -u >> {marker}\\n' > {hook}; "
+                f"chmod +x {hook}", check=True)
+    mallory.run("git", "-C", str(user_dir), "config", "core.fsmonitor", str(hook), check=True)
+    proc = sudo_roar(mallory, "run", "-q", "--", "true", cwd=user_dir)
+    assert proc.returncode == 0, proc.stderr
+    ids = marker.read_text().split()
+    assert ids and set(ids) == {str(mallory.uid)}, ids
+
+
 def test_as_plain_root_a_repository_of_another_user_gives_no_git_context(mallory, shared_dir):
     marker = shared_dir / "fsmonitor-ran"
     plant_fsmonitor_repo(mallory, shared_dir, marker)

@@ -16,19 +16,32 @@ from typing import Any, Callable
 CONTEXT_VERSION = 1
 
 
+def capture_git(cwd: str) -> tuple[Any, list[str]]:
+    """The git part alone, (git, notes): `roar run` takes it before the command starts,
+    so the job's own outputs never make a clean tree look dirty."""
+    from roar.record.context import git
+
+    notes: list[str] = []
+    return _part("git", lambda: git.capture(cwd), notes), notes
+
+
 def capture(*, cwd: str, argv: list[str], env: dict[str, str], processes: list[dict[str, Any]],
-            paths_read: list[str], cache_dir: Path) -> dict[str, Any]:
+            paths_read: list[str], cache_dir: Path,
+            git_before: tuple[Any, list[str]] | None = None) -> dict[str, Any]:
     """record["context"] for a job started in `cwd` with `argv` and environment `env`
     (what roar passed to execve for the root process). `processes` are the
     record's process entries (exe, argv), `paths_read` every file it read."""
-    from roar.record.context import cache, git, machine, packages
+    from roar.record.context import cache, machine, packages
     from roar.record.context import env as envmod
 
     cache.ensure_dir(cache_dir)
     notes: list[str] = []
     context: dict[str, Any] = {"version": CONTEXT_VERSION}
     context["machine"] = _part("machine", lambda: machine.capture(cache_dir), notes)
-    context["git"] = _part("git", lambda: git.capture(cwd), notes)
+    if git_before is None:
+        git_before = capture_git(cwd)
+    context["git"], git_notes = git_before
+    notes += git_notes
     context["environment"] = _part("environment", lambda: envmod.capture(env), notes)
     context["packages"] = packages.capture(processes, paths_read, cache_dir, notes)
     for part in ("machine", "git"):

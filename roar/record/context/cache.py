@@ -17,6 +17,19 @@ from pathlib import Path
 from typing import Any
 
 
+def machine_dir() -> Path | None:
+    """Where facts of the whole machine are cached (the dpkg path index), shared by every
+    workspace of the user: $XDG_CACHE_HOME/roar or ~/.cache/roar (under sudo the invoking
+    user's: roar.privilege sets HOME). None when there is no usable home."""
+    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
+                                                  if os.environ.get("HOME") else "")
+    if not os.path.isabs(base):
+        return None
+    path = Path(base, "roar")
+    ensure_dir(path)
+    return path if path.is_dir() and os.access(path, os.W_OK) else None
+
+
 def ensure_dir(cache_dir: Path) -> None:
     """Create the cache directory if it is missing (private to its user)."""
     if cache_dir.is_dir():

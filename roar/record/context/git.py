@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from roar import privilege
 from roar.record.context import readfile
 from roar.record.context.redact import strip_url
 
@@ -172,7 +173,8 @@ def status(root: Path) -> tuple[list[str] | None, str | None]:
         out = subprocess.run(
             [git, "-C", str(root), "status", "--porcelain=v1", "-z",
              "--untracked-files=normal"],
-            capture_output=True, timeout=STATUS_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
+            capture_output=True, timeout=STATUS_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL,
+            **privilege.child_ids())
     except subprocess.TimeoutExpired:
         return None, f"git status took more than {STATUS_TIMEOUT_S:g} s: dirty state unknown"
     except OSError as exc:

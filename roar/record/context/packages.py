@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from roar.record.context import python_dists, system_packages
+from roar.record.context import cache, python_dists, system_packages
 
 
 def capture(processes: list[dict[str, Any]], paths_read: list[str], cache_dir: Path,
@@ -24,7 +24,8 @@ def capture(processes: list[dict[str, Any]], paths_read: list[str], cache_dir: P
     except Exception as exc:  # context is best effort: a note, never a failed job
         notes.append(f"packages.python: not recorded ({exc.__class__.__name__}: {exc})")
     try:
-        result["system"] = system_packages.capture(used, cache_dir)
+        # the dpkg path index is a fact of the machine: once per user, not per workspace
+        result["system"] = system_packages.capture(used, cache.machine_dir() or cache_dir)
     except Exception as exc:  # same
         notes.append(f"packages.system: not recorded ({exc.__class__.__name__}: {exc})")
     return result

@@ -26,6 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from roar import privilege
 from roar.record.context import cache, readfile
 
 SITE_PATH = re.compile(r"^(?P<site>.*/(?:site|dist)-packages)/(?P<rel>.+)$")
@@ -215,7 +216,7 @@ def _run_for_version(exe: str) -> str | None:
     code = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
     try:
         out = subprocess.run([exe, "-I", "-S", "-c", code], capture_output=True, timeout=VERSION_TIMEOUT_S,
-                             stdin=subprocess.DEVNULL, env={"PATH": os.defpath})
+                             stdin=subprocess.DEVNULL, env={"PATH": os.defpath}, **privilege.child_ids())
     except (OSError, subprocess.SubprocessError):
         return None
     text = out.stdout.decode(errors="replace").strip()
