@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         from roar.errors import UsageError
         from roar.lineage import dagformat
 
+        if as_json and fmt not in ("text", "json"):
+            raise UsageError(f"--json and --format {fmt} ask for two outputs: give one of them")
         fmt = "json" if as_json else fmt
         if fmt not in dagformat.FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(dagformat.FORMATS)}")
@@ -33,17 +35,27 @@ def register(app: typer.Typer) -> None:
         if fmt in dagformat.IMAGE_FORMATS:
             data = dagformat.render_image(dagformat.to_dot(dag), fmt)
             if output:
-                with open(output, "wb") as f:
-                    f.write(data)
+                write_output(output, data)
             else:
                 sys.stdout.buffer.write(data)
             return
         text = {"text": dagformat.to_text, "dot": dagformat.to_dot, "mermaid": dagformat.to_mermaid}[fmt](dag)
         if output:
-            with open(output, "w") as f:
-                f.write(text)
+            write_output(output, text.encode())
         else:
             emit_text(text)
+
+
+def write_output(path: str, data: bytes) -> None:
+    """-o FILE: a path that cannot be written is a one-line usage error."""
+    from roar.errors import UsageError
+
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}; give -o a path in a directory you can "
+                         "write") from None
 
 
 def _session_id(conn, session: str | None) -> str | None:
@@ -83,7 +95,14 @@ def _write_json(session: str | None, output: str | None) -> None:
             with disk_check(ws, conn) as disk:
                 stale = facts.stale_jobs(conn, sid, disk)
         if output:
-            with open(output, "w", encoding="utf-8") as f:
+            try:
+                f = open(output, "w", encoding="utf-8")
+            except OSError as exc:
+                from roar.errors import UsageError
+
+                raise UsageError(f"cannot write {output}: {exc.strerror}; give -o a path in a directory "
+                                 "you can write") from None
+            with f:
                 dagjson.write(conn, sid, stale, f)
         else:
             dagjson.write(conn, sid, stale, sys.stdout)

@@ -26,8 +26,8 @@ def _target(ref: str):
 
 
 def register(app: typer.Typer) -> None:
-    label = typer.Typer(help="Labels: key=value metadata on a session, job or artifact, with history.",
-                        no_args_is_help=True)
+    # not no_args_is_help: Click then answers `roar label @1 a=b` (no verb) with the help and exit 0
+    label = typer.Typer(help="Labels: key=value metadata on a session, job or artifact, with history.")
     app.add_typer(label, name="label")
 
     @label.command("set")
@@ -43,11 +43,21 @@ def register(app: typer.Typer) -> None:
     @label.command("unset")
     def unset_cmd(ref: str = REF, keys: List[str] = KEYS) -> None:
         """Remove labels (the history keeps their old values)."""
+        from roar.errors import RefNotFound
         from roar.store import labels
 
         for key in keys:
             labels.check_key(key)
         ws, target = _target(ref)
+        conn = ws.index()
+        try:
+            current = labels.current(conn, target.kind, target.id)
+        finally:
+            conn.close()
+        missing = [key for key in keys if key not in current]
+        if missing:   # nothing to remove: no history is written
+            raise RefNotFound(f"{target.kind} {target.id} has no label {', '.join(missing)}: "
+                              f"`roar label show {ref}` lists its labels")
         ws.add_label_changes(target.kind, target.id, {key: None for key in keys})
         emit_text(f"unset on {target.kind} {target.id}: {', '.join(keys)}")
 

@@ -16,7 +16,10 @@ def register(app: typer.Typer) -> None:
 
         session = Workspace.find().reset()
         if as_json:
-            emit_json({"id": session["id"], "number": session["seq"], "started_at": session["started_at"]})
+            emit_json({"id": session["id"], "number": session["seq"], "started_at": session["started_at"],
+                       "new": not session.get("empty")})
+        elif session.get("empty"):
+            emit_text(f"session {session['seq']} ({session['id']}) has no jobs yet: it stays the current one")
         else:
             emit_text(f"session {session['seq']} ({session['id']}) started; earlier jobs stay "
                       "queryable by uid, hash or path (`roar log`)")

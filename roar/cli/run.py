@@ -18,16 +18,18 @@ _OPT = {param: typer.Option(default, *names, help=help_, metavar="SIZE" if param
 def register(app: typer.Typer) -> None:
     @app.command("run", context_settings=CONTEXT)
     def run_cmd(command: List[str] = COMMAND, ring_buffer: str = _OPT["ring_buffer"],
-                hashes: List[str] = _OPT["hashes"], verbose: bool = _OPT["verbose"],
-                quiet: bool = _OPT["quiet"]) -> None:
+                hashes: List[str] = _OPT["hashes"], labels: List[str] = _OPT["labels"],
+                verbose: bool = _OPT["verbose"], quiet: bool = _OPT["quiet"]) -> None:
         """Run CMD under the eBPF tracer (needs root: `sudo roar run ...`) and record it as a job.
 
         Exits with the command's own status (128+N when killed by signal N)."""
-        raise typer.Exit(runargs.execute("run", command or [], ring_buffer, hashes, verbose, quiet))
+        raise typer.Exit(runargs.execute("run", command or [], ring_buffer, hashes, verbose, quiet, labels))
 
     @app.command("build", context_settings=CONTEXT)
     def build_cmd(command: List[str] = COMMAND, ring_buffer: str = _OPT["ring_buffer"],
-                  hashes: List[str] = _OPT["hashes"], verbose: bool = _OPT["verbose"],
-                  quiet: bool = _OPT["quiet"]) -> None:
-        """Like `run`, but a build step (install, compile): shown as @B1, @B2 and replayed first."""
-        raise typer.Exit(runargs.execute("build", command or [], ring_buffer, hashes, verbose, quiet))
+                  hashes: List[str] = _OPT["hashes"], labels: List[str] = _OPT["labels"],
+                  verbose: bool = _OPT["verbose"], quiet: bool = _OPT["quiet"]) -> None:
+        """Like `run`, for a step that sets the work up (install, compile): numbered apart, as @B1, @B2,
+        so that a recipe can put the build steps before the run steps."""
+        raise typer.Exit(runargs.execute("build", command or [], ring_buffer, hashes, verbose, quiet,
+                                         labels))

@@ -20,6 +20,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, bool, Any, str]] = [
      "Kernel ring buffer size, a power of two from 4K to 256M (64K, 16M, ...)."),
     (("--hash",), "hashes", True, [],
      "Also hash inputs and outputs with ALGORITHM (sha256, ...); repeatable."),
+    (("--label", "-l"), "labels", True, [], "Label the job KEY=VALUE (as `roar label set`); repeatable."),
     (("--verbose", "-v"), "verbose", False, False, "Show libbpf's and the verifier's log."),
     (("--quiet", "-q"), "quiet", False, False, "Print nothing unless there are warnings."),
 ]
@@ -107,13 +108,15 @@ def summary(record: dict[str, Any]) -> str:
 
 
 def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], verbose: bool,
-            quiet: bool) -> int:
+            quiet: bool, labels: list[str] | None = None) -> int:
     """Trace and record; print the summary; the command's exit status."""
     from roar.cli.entry import say
     from roar.runner import RunOptions, run_job
+    from roar.store.labels import parse_assignments
 
     options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
-                         hash_algorithms=hash_algorithms(hashes))
+                         hash_algorithms=hash_algorithms(hashes),
+                         labels=parse_assignments(labels) if labels else {})
     result = run_job(list(command), options)
     if not quiet or result.record["warnings"]:
         say(summary(result.record) + "\n")    # a closed or broken stderr must not change the status

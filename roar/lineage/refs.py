@@ -34,6 +34,10 @@ class Ref:
 
 
 def resolve(conn: sqlite3.Connection, ref: str, cwd: str | None = None) -> Ref:
+    if not ref.strip():
+        raise UsageError("an empty reference: give @N, session[:N], a job uid, an artifact hash or a path")
+    if "://" in ref:
+        return _url(conn, ref)
     if ref.startswith("@"):
         return Ref("job", _step(conn, ref))
     if ref == "session" or ref.startswith("session:"):
@@ -58,6 +62,14 @@ def resolve(conn: sqlite3.Connection, ref: str, cwd: str | None = None) -> Ref:
                       "(`roar log` lists the jobs)")
 
 
+def _url(conn: sqlite3.Connection, ref: str) -> Ref:
+    """A URL a get fetched or a put wrote: recorded as it is, never a local path."""
+    found = _recorded(conn, ref)
+    if found is None:
+        raise RefNotFound(f"{ref} was never recorded as the source of a get or the target of a put")
+    return found
+
+
 def _step(conn: sqlite3.Connection, ref: str) -> str:
     build = ref[1:2].upper() == "B"
     number = ref[2:] if build else ref[1:]
@@ -79,12 +91,14 @@ def _session(conn: sqlite3.Connection, ref: str) -> str:
             raise RefNotFound("no session yet: it begins with the first `roar run`")
         return current
     key = ref.split(":", 1)[1].lower()
+    if not key:
+        raise UsageError("`session:` needs a session number or id prefix after the colon, e.g. session:2")
     rows = (conn.execute("SELECT id FROM sessions WHERE seq = ?", (_number(ref, key),)).fetchall()
             if _is_number(key) else [])
     rows = rows or conn.execute("SELECT id FROM sessions WHERE id >= ? AND id < ? ORDER BY seq",
                                 (key, key + "g")).fetchall()
     if not rows:
-        raise RefNotFound(f"no session {key!r}: `roar log --all` shows the sessions")
+        raise RefNotFound(f"no session {key!r}: `roar log` lists the jobs of every session")
     if len(rows) > 1:
         raise AmbiguousRef(f"{ref!r} matches several sessions: {', '.join(r[0] for r in rows)}")
     return rows[0][0]
@@ -129,9 +143,15 @@ def _prefix(conn: sqlite3.Connection, ref: str) -> Ref | None:
 def _path(conn: sqlite3.Connection, ref: str, cwd: str | None) -> Ref | None:
     absolute = os.path.abspath(os.path.join(cwd or os.getcwd(), ref))
     for path in dict.fromkeys((os.path.realpath(absolute), absolute)):
-        row = conn.execute(
-            "SELECT jf.artifact FROM job_files jf JOIN jobs j ON j.uid = jf.job WHERE jf.path = ?"
-            " ORDER BY j.seq DESC, jf.role = 'output' DESC LIMIT 1", (index.db_path(path),)).fetchone()
-        if row:
-            return Ref("artifact", row[0], path)
+        found = _recorded(conn, path)
+        if found:
+            return found
     return None
+
+
+def _recorded(conn: sqlite3.Connection, path: str) -> Ref | None:
+    """The latest artifact recorded at exactly `path` (a file path or a URL)."""
+    row = conn.execute(
+        "SELECT jf.artifact FROM job_files jf JOIN jobs j ON j.uid = jf.job WHERE jf.path = ?"
+        " ORDER BY j.seq DESC, jf.role = 'output' DESC LIMIT 1", (index.db_path(path),)).fetchone()
+    return Ref("artifact", row[0], path) if row else None

@@ -448,7 +448,9 @@ class Workspace:
     # sessions
 
     def reset(self) -> dict[str, Any]:
-        """End the current session and start the next one; returns the new session."""
+        """End the current session and start the next one; returns the new session. A
+        session with no job yet stays the current one (returned with "empty": True):
+        resetting twice never makes empty sessions."""
         from roar.store import index
 
         self.require_writable()
@@ -456,6 +458,9 @@ class Workspace:
         try:
             with _write_transaction(conn):
                 current = index.current_session(conn)
+                if current and not conn.execute("SELECT 1 FROM jobs WHERE session_id = ? LIMIT 1",
+                                                (current,)).fetchone():
+                    return {**self._session_row(conn, current), "empty": True}
                 if current:
                     old = self._session_row(conn, current)
                     old["ended_at"] = time.time()

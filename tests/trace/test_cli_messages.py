@@ -1,0 +1,101 @@
+"""Refs, options and messages a user meets in the first hour: URLs as refs, --label on
+run, label/reset/log edge cases, dag's -o and --json. Real jobs (real tracer)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.trace.conftest import roar
+
+pytestmark = pytest.mark.ebpf
+
+
+def out(proc) -> str:
+    return proc.stdout.decode()
+
+
+def err_line(proc) -> str:
+    text = proc.stderr.decode()
+    assert "Traceback" not in text and "internal error" not in text, text
+    return text.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    (tmp_path / "a").write_text("a\n")
+    assert roar("run", "-q", "--", "cp", "a", "b", cwd=tmp_path).returncode == 0
+    return tmp_path
+
+
+def test_a_url_is_a_ref_to_what_get_fetched(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "remote.csv").write_text("x,y\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/remote.csv"
+        work = tmp_path / "w"
+        work.mkdir()
+        assert roar("get", url, "local.csv", cwd=work).returncode == 0
+        shown = roar("show", url, "--json", cwd=work)
+        assert shown.returncode == 0, shown.stderr
+        local = json.loads(roar("show", "local.csv", "--json", cwd=work).stdout)
+        assert json.loads(shown.stdout)["hash"] == local["hash"]
+        missing = roar("show", url + "?v=2", cwd=work)
+        assert missing.returncode == 3 and "never recorded" in err_line(missing)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_run_takes_labels(tmp_path: Path) -> None:
+    proc = roar("run", "-q", "--label", "stage=prep", "-l", "owner=me", "--", "true", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(roar("label", "show", "@1", "--json", cwd=tmp_path).stdout)
+    assert shown["labels"] == {"stage": "prep", "owner": "me"}
+    bad = roar("run", "--label", "novalue", "--", "true", cwd=tmp_path)
+    assert bad.returncode == 2 and "no '='" in err_line(bad)
+
+
+def test_unsetting_a_missing_label_fails_and_writes_nothing(ws: Path) -> None:
+    before = sorted((ws / ".roar" / "labels").iterdir())
+    proc = roar("label", "unset", "@1", "nokey", cwd=ws)
+    assert proc.returncode == 3 and "no label nokey" in err_line(proc)
+    assert sorted((ws / ".roar" / "labels").iterdir()) == before
+
+
+def test_label_without_a_verb_is_a_usage_error(ws: Path) -> None:
+    proc = roar("label", "@1", "a=b", cwd=ws)
+    assert proc.returncode == 2, proc.stdout
+
+
+def test_reset_of_an_empty_session_makes_no_new_one(ws: Path) -> None:
+    first = json.loads(roar("reset", "--json", cwd=ws).stdout)
+    again = json.loads(roar("reset", "--json", cwd=ws).stdout)
+    assert first["new"] is True and again["new"] is False and again["id"] == first["id"]
+    assert roar("show", "session:", cwd=ws).returncode == 2
+
+
+def test_empty_and_odd_refs_are_usage_errors(ws: Path) -> None:
+    proc = roar("show", "", cwd=ws)
+    assert proc.returncode == 2 and "empty reference" in err_line(proc)
+    proc = roar("show", "session:nosuch", cwd=ws)
+    assert proc.returncode == 3 and "--all" not in err_line(proc)
+
+
+def test_dag_output_errors(ws: Path) -> None:
+    proc = roar("dag", "-o", "/nonexistent/dir/x.dot", "-f", "dot", cwd=ws)
+    assert proc.returncode == 2 and "cannot write /nonexistent/dir/x.dot" in err_line(proc)
+    proc = roar("dag", "--json", "-o", "/nonexistent/dir/x.json", cwd=ws)
+    assert proc.returncode == 2 and "cannot write" in err_line(proc)
+    proc = roar("dag", "--json", "-f", "dot", cwd=ws)
+    assert proc.returncode == 2 and "--json" in err_line(proc)
