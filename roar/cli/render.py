@@ -312,7 +312,16 @@ def _process_tree(processes: list[dict[str, Any]]) -> list[str]:
 def artifact_text(info: dict[str, Any]) -> str:
     """`roar show` of an artifact (info from roar.lineage.queries.artifact)."""
     size = "-" if info["size"] is None else f"{info['size']} bytes"
-    lines = [f"artifact {info['hash']}  ({info['kind']}, {size})", "  hashes:"]
+    lines = [f"artifact {info['hash']}  ({info['kind']}, {size})"]
+    disk = info.get("on_disk")
+    if disk:
+        lines.append("  on disk:   " + {
+            "same": f"{disk['path']} still holds these bytes",
+            "differs": f"{disk['path']} now differs: blake3 {disk['hash']} on disk, {info['hash']} recorded",
+            "missing": f"{disk['path']} is gone",
+            "unreadable": f"{disk['path']} cannot be read now",
+        }.get(disk["state"], f"{disk['path']}: {disk['state']}"))
+    lines.append("  hashes:")
     lines += [f"    {alg}: {digest}" for alg, digest in info["hashes"].items()]
     lines.append("  paths:")
     lines += [f"    {p}" for p in info["paths"]]

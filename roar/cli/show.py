@@ -36,6 +36,12 @@ def register(app: typer.Typer) -> None:
                 info = queries.artifact(conn, found.id)
                 if found.path:
                     info["ref_path"] = found.path
+                    if "://" not in found.path:   # the file the user named, as it is now
+                        cache = ws.hash_cache()
+                        try:
+                            info["on_disk"] = queries.on_disk(found.path, info, cache)
+                        finally:
+                            cache.close()
                 if as_json:
                     emit_json(info)
                 else:

@@ -68,6 +68,29 @@ def artifact(conn: sqlite3.Connection, hash_: str) -> dict[str, Any]:
     return info
 
 
+def on_disk(path: str, info: dict[str, Any], cache: Any) -> dict[str, Any]:
+    """How the file at `path` (the ref the user typed) compares with the recorded
+    artifact `info`: {"path", "state": same | differs | missing | unreadable | not a file,
+    "hash": its blake3 now (when hashed)}. `cache` is the workspace's HashCache."""
+    import os
+
+    from roar.artifacts import hashing
+
+    entry: dict[str, Any] = {"path": path, "state": "missing", "hash": None}
+    if info.get("kind") != "file":
+        entry["state"] = "not a file"    # a directory's tree is compared by `roar status`
+        return entry
+    if not os.path.lexists(path):
+        return entry
+    try:
+        entry["hash"] = hashing.hash_file(path, ("blake3",), cache=cache)["blake3"]
+    except OSError:
+        entry["state"] = "unreadable"
+        return entry
+    entry["state"] = "same" if entry["hash"] == info["hash"] else "differs"
+    return entry
+
+
 def _producer(conn: sqlite3.Connection, artifact: str, before_seq: float) -> tuple | None:
     """The latest job before `before_seq` (any session) that wrote `artifact`: one seek in
     job_files_artifact (artifact, role, seq), however many jobs wrote those bytes."""

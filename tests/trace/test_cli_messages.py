@@ -99,3 +99,19 @@ def test_dag_output_errors(ws: Path) -> None:
     assert proc.returncode == 2 and "cannot write" in err_line(proc)
     proc = roar("dag", "--json", "-f", "dot", cwd=ws)
     assert proc.returncode == 2 and "--json" in err_line(proc)
+
+
+def test_show_of_an_edited_file_says_it_differs(ws: Path) -> None:
+    same = json.loads(roar("show", "b", "--json", cwd=ws).stdout)
+    assert same["on_disk"]["state"] == "same"
+    (ws / "b").write_text("edited\n")
+    shown = roar("show", "b", cwd=ws)
+    assert shown.returncode == 0, shown.stderr
+    text = out(shown)
+    recorded = same["hash"]
+    assert "now differs" in text and recorded in text
+    info = json.loads(roar("show", "b", "--json", cwd=ws).stdout)
+    assert info["hash"] == recorded and info["on_disk"]["state"] == "differs"
+    assert info["on_disk"]["hash"] not in (None, recorded) and info["on_disk"]["hash"] in text
+    (ws / "b").unlink()
+    assert json.loads(roar("show", "b", "--json", cwd=ws).stdout)["on_disk"]["state"] == "missing"
