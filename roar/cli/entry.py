@@ -45,9 +45,10 @@ def _dispatch(verb: str) -> int:
         parsed = runargs.parse_fast(sys.argv[2:])
         if parsed is not None:
             return runargs.execute(verb, **parsed)   # drops to the user once the tracer is attached
-    # no other verb needs root: under sudo, become the invoking user before anything else
+    # no other verb but doctor (which loads the tracer and touches no file of the user's)
+    # needs root: under sudo, become the invoking user before anything else
     user = privilege.invoking_user()
-    if user:
+    if user and verb != "doctor":
         privilege.drop(user)
     from roar.cli.main import app
 

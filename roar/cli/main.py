@@ -37,9 +37,9 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def _register() -> None:
-    from roar.cli import dag, db, get, label, log, put, reset, run, show, status
+    from roar.cli import dag, db, doctor, get, label, log, put, reset, run, show, status
 
-    for module in (run, show, get, put, status, dag, log, label, reset, db):
+    for module in (run, show, get, put, status, dag, log, label, reset, db, doctor):
         module.register(app)
 
 
