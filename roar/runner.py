@@ -73,8 +73,10 @@ class _InputHasher:
         if hashes is None:
             return None, size, f"input {path} vanished before it could be hashed"
         if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size):
-            return hashes, st.st_size, (f"input {path} changed while the job ran: "
-                                        "its hash is of a later content")
+            # hashed after the job rewrote it: a hash of other bytes than it read would be a wrong
+            # fact (a job reading its own output, after `sed -i`), so none is recorded
+            return {}, size, (f"input {path} changed before roar could hash it: its hash is unknown "
+                              "(the job rewrote what it read)")
         return hashes, size, None
 
     def close(self) -> None:

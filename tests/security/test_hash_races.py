@@ -47,7 +47,7 @@ def died_of_sigbus(code: int) -> bool:
     return code in (-signal.SIGBUS, 128 + signal.SIGBUS)
 
 
-def check_run(work: Path, step: int, cmd: str, original: bytes, later: list[bytes]) -> None:
+def check_run(work: Path, step: int, cmd: str, original: bytes) -> None:
     f = work / "f"
     f.write_bytes(original)
     proc = roar("run", "-q", "--", "sh", "-c", cmd, cwd=work)
@@ -60,15 +60,12 @@ def check_run(work: Path, step: int, cmd: str, original: bytes, later: list[byte
     [entry] = [i for i in record["inputs"] if i["path"] == str(f)]
     good = blake3.blake3(original).hexdigest()
     warnings = " ".join(record["warnings"])
+    # the hash of the bytes the job read, or none with the reason: never a hash of other bytes
     if entry["hash"] is None:
-        assert f"input {f} changed while it was hashed" in warnings, (step, record["warnings"])
-    elif entry["hash"] != good:
-        # hashed only after the job had begun to rewrite it: allowed only when said so, and
-        # only as the hash of what the file was then (a prefix of the new content), never of
-        # a mixture of old and new
-        assert f"input {f} changed while the job ran" in warnings, (step, entry, record["warnings"])
-        prefixes = {blake3.blake3(c[:entry["size"]]).hexdigest() for c in later}
-        assert entry["hash"] in prefixes, (step, entry)
+        assert (f"input {f} changed while it was hashed" in warnings
+                or f"input {f} changed before roar could hash it" in warnings), (step, record["warnings"])
+    else:
+        assert entry["hash"] == good, (step, entry, record["warnings"])
 
 
 @pytest.fixture
@@ -80,23 +77,22 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def scenario(tmp_path: Path, cmd: str, later_contents: list[bytes]) -> None:
+def scenario(tmp_path: Path, cmd: str) -> None:
     original = content(SIZE)
     deadline = time.monotonic() + TIME_LIMIT
     for step in range(1, RUNS + 1):
-        check_run(tmp_path, step, cmd, original, later_contents)
+        check_run(tmp_path, step, cmd, original)
         if time.monotonic() > deadline:
             break
     assert step >= 5, f"only {step} runs in {TIME_LIMIT} s"
 
 
 def test_sort_in_place(work: Path) -> None:
-    original = content(SIZE)
-    scenario(work, "sort -o f f", [b"".join(sorted(original.splitlines(keepends=True)))])
+    scenario(work, "sort -o f f")
 
 
 def test_read_then_truncate(work: Path) -> None:
-    scenario(work, "cat f > /dev/null; : > f", [b""])
+    scenario(work, "cat f > /dev/null; : > f")
 
 
 def test_big_input_truncated_while_hashed(work: Path) -> None:
