@@ -23,10 +23,19 @@ app = typer.Typer(
 
 
 def _version(value: bool) -> None:
+    """`roar 0.1.0, BPF object 1a2b3c4d5e6f7a8b, libbpf 1.1`: what a bug report needs."""
     if value:
         from roar import __version__
+        from roar.errors import RoarError
+        from roar.tracer import libbpf
+        from roar.tracer.loader import object_id
 
-        sys.stdout.write(f"roar {__version__}\n")
+        try:
+            major, minor = libbpf.lib().version
+            lib = f"libbpf {major}.{minor}"
+        except RoarError:
+            lib = "libbpf not found"
+        sys.stdout.write(f"roar {__version__}, BPF object {object_id() or 'missing'}, {lib}\n")
         raise typer.Exit()
 
 

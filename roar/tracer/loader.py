@@ -32,6 +32,17 @@ def object_path() -> Path:
     return Path(__file__).with_name("roar.bpf.o")
 
 
+def object_id() -> str | None:
+    """The BPF object's build id: the first 16 hex digits of its blake3 (clang puts no
+    GNU build-id note in a BPF object). None when it is missing."""
+    import blake3
+
+    try:
+        return blake3.blake3(object_path().read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
 def _effective_caps() -> int:
     with open("/proc/self/status") as f:
         for line in f:
