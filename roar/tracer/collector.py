@@ -47,6 +47,12 @@ def _str(b: bytes) -> str:
     return os.fsdecode(b)
 
 
+def user_dev(kernel_dev: int) -> int:
+    """The kernel's device number (MAJOR<<20 | MINOR) in stat's encoding (os.makedev):
+    the file sets compare (device, inode) pairs from both, which agree only for major 0."""
+    return os.makedev(kernel_dev >> 20, kernel_dev & 0xFFFFF)
+
+
 class Collector:
     def __init__(self, files: FileSets, root_pid: int | None = None, parent_pid: int | None = None,
                  cwd: str | None = None, clock_ns: int = 0) -> None:
@@ -87,10 +93,11 @@ class Collector:
 
     def _file(self, e: ev.FileAccess) -> None:
         path = _str(e.path)
+        dev = user_dev(e.dev)
         if e.access & ev.READ_ACCESS:
-            self.files.read(path, e.tgid, e.dev, e.ino, e.size, e.mtime_ns)
+            self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns)
         if e.access & ev.CHANGE_ACCESS:
-            self.files.change(path, e.tgid, e.dev, e.ino)
+            self.files.change(path, e.tgid, dev, e.ino)
 
     def _exec(self, e: ev.Exec) -> None:
         if e.ret < 0:
