@@ -279,22 +279,13 @@ static __always_inline __u32 put_cwd(struct scratch *s, __u32 off, struct task_s
 	return put_path(s, off, (__u64)BPF_CORE_READ(t, fs, pwd.dentry), (__u64)BPF_CORE_READ(t, fs, pwd.mnt));
 }
 
-/* read-only system trees and pseudo filesystems: not lineage, no hurry */
+#include "system_paths.h"
+
+/* read-only system trees and pseudo filesystems (the table in system_paths.h,
+ * shared with roar/record/filesets.py): not lineage, no hurry */
 static __always_inline bool system_path(const char *p)
 {
-	if (p[0] != '/')
-		return true;
-	switch (p[1]) {
-	case 'u': return p[2] == 's' && p[3] == 'r' && p[4] == '/';
-	case 'l': return p[2] == 'i' && p[3] == 'b';
-	case 'e': return p[2] == 't' && p[3] == 'c' && p[4] == '/';
-	case 'p': return p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/';
-	case 's': return (p[2] == 'y' && p[3] == 's' && p[4] == '/') ||
-			 (p[2] == 'b' && p[3] == 'i' && p[4] == 'n' && p[5] == '/');
-	case 'd': return p[2] == 'e' && p[3] == 'v' && p[4] == '/';
-	case 'b': return p[2] == 'i' && p[3] == 'n' && p[4] == '/';
-	}
-	return false;
+	return roar_system_path(p);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
