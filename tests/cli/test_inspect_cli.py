@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import pytest
 
 from roar.store import synthetic
@@ -26,9 +27,12 @@ def ws(tmp_path: Path) -> Workspace:
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     entry = {n: synthetic.file_entry(str(tmp_path / n)) for n in files}
-    ws.add_job(synthetic.record("python prepare.py", [entry["raw.csv"]], [entry["data.csv"]]))
-    ws.add_job(synthetic.record("python train.py", [entry["data.csv"]], [entry["model.pt"]],
-                                warnings=["3 tracer events were lost"]))
+    prepare = synthetic.record("python prepare.py", [entry["raw.csv"]], [entry["data.csv"]])
+    train = synthetic.record("python train.py", [entry["data.csv"]], [entry["model.pt"]],
+                             warnings=["3 tracer events were lost"])
+    ws.add_job(prepare)
+    ws.add_job(train)
+    ws.uids = [prepare["uid"], train["uid"]]   # the oracle for uids shown by the CLI
     return ws
 
 
@@ -47,8 +51,8 @@ def test_status_json_and_staleness(ws):
     st = json.loads(roar(ws.root, "status", "--json").stdout)
     assert [s["step"] for s in st["stale"]] == ["@1", "@2"]
     assert st["stale"][0]["reasons"] == [f"{ws.root}/raw.csv changed on disk"]
-    assert st["outputs"] == [{"path": f"{ws.root}/model.pt", "hash": st["outputs"][0]["hash"], "step": "@2",
-                              "uid": st["steps"][1]["uid"], "stale": True}]
+    assert st["outputs"] == [{"path": f"{ws.root}/model.pt", "hash": blake3.blake3(b"model").hexdigest(),
+                              "step": "@2", "uid": ws.uids[1], "stale": True}]
 
 
 def test_show_job_and_artifact(ws):
@@ -58,7 +62,9 @@ def test_show_job_and_artifact(ws):
     art = json.loads(roar(ws.root, "show", "model.pt", "--json").stdout)
     assert art["paths"] == [f"{ws.root}/model.pt"]
     assert [j["step"] for j in art["produced_by"]] == ["@2"]
-    assert [j["uid"] for j in art["lineage"]["jobs"]] == [job["uid"], art["lineage"]["jobs"][1]["uid"]]
+    assert job["uid"] == ws.uids[1]
+    # the producer, then the job that fed it
+    assert [j["uid"] for j in art["lineage"]["jobs"]] == [ws.uids[1], ws.uids[0]]
     text = roar(ws.root, "show", art["hash"][:10]).stdout
     assert text.startswith(f"artifact {art['hash']}  (file, 5 bytes)\n")
     assert "(source)" in text
