@@ -17,10 +17,15 @@
 
 #define ROAR_ABI_VERSION 1
 
-#define ROAR_PATH_MAX 4096      /* one string: a path or a raw syscall argument */
+#define ROAR_PATH_MAX 4096      /* one raw syscall argument (the kernel's PATH_MAX) */
 #define ROAR_ARGV_MAX 4096      /* argv blob of one exec */
 #define ROAR_STR_CAP 8192       /* all strings of one event together */
-#define ROAR_MAX_DEPTH 64       /* path components walked in the kernel */
+#define ROAR_MAX_DEPTH 2048     /* path components walked in the kernel (a power of two) */
+
+/* A path the kernel could not walk in full (deeper than ROAR_MAX_DEPTH, or longer
+ * than the string space) is sent with this byte in place of its leading '/':
+ * what follows is a fragment, never to be taken for the file's path. */
+#define ROAR_PATH_CUT '?'
 
 enum roar_event_type {
 	ROAR_EV_FORK = 1,     /* a tracked process made a new process (not a thread) */
@@ -53,8 +58,14 @@ enum roar_pathop {
 enum roar_stat {
 	ROAR_STAT_DROPPED = 0,        /* ring buffer full: event lost */
 	ROAR_STAT_PATH_TRUNCATED = 1, /* a path deeper than ROAR_MAX_DEPTH or longer than the caps */
-	ROAR_STAT_SEEN_FULL = 2,      /* dedup map full: events may repeat, none are lost */
-	ROAR_STAT_COUNT = 3,
+	ROAR_STAT_SEEN_FAILED = 2,    /* the dedup map took no entry: that access may be reported again */
+	ROAR_STAT_UNTRACKED = 3,      /* `tracked` was full at a fork: the child's subtree is not traced */
+	ROAR_STAT_COUNT = 4,
+};
+
+/* ev_fork flags */
+enum roar_fork_flags {
+	ROAR_FORK_UNTRACKED = 1,      /* the child could not be tracked (ROAR_STAT_UNTRACKED) */
 };
 
 struct ev_header {
@@ -70,6 +81,8 @@ struct ev_fork {
 	struct ev_header h;
 	__u32 parent_tgid;
 	__u32 child_tgid;
+	__u32 flags;     /* ROAR_FORK_* */
+	__u32 _pad;
 };
 
 /* strings: filename (as passed to exec), cwd, exe (canonical; empty on failure),
@@ -127,7 +140,7 @@ struct ev_exit {
 };
 
 _Static_assert(sizeof(struct ev_header) == 24, "ev_header layout");
-_Static_assert(sizeof(struct ev_fork) == 32, "ev_fork layout");
+_Static_assert(sizeof(struct ev_fork) == 40, "ev_fork layout");
 _Static_assert(sizeof(struct ev_exec) == 48, "ev_exec layout");
 _Static_assert(sizeof(struct ev_file) == 72, "ev_file layout");
 _Static_assert(sizeof(struct ev_pathop) == 48, "ev_pathop layout");

@@ -21,9 +21,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define S_IFMT 00170000
 #define S_IFREG 0100000
-#define O_ACCMODE 3
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#define O_PATH 010000000
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
 #define MAP_TYPE 0x0f
@@ -49,6 +49,7 @@ struct {
 } tracked SEC(".maps");
 
 struct seen_key {
+	__u64 start;        /* the process's start time: a reused pid is a new process */
 	__u32 tgid;
 	__u32 dev;
 	__u64 ino;
@@ -56,8 +57,11 @@ struct seen_key {
 	__u32 _pad;
 };
 
-/* What was already reported per (process, inode). LRU: an eviction costs a
- * repeated event at worst, never a lost one. */
+/* What was already reported per (process, inode), set only once the event is
+ * in the ring buffer. LRU: an eviction costs a repeated event at worst, never a
+ * lost one; a process's entries are not cleared at its exit (a map cannot be
+ * searched by process), they age out, and a new process of the same pid has
+ * another start time. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);   /* preallocated at load: bigger costs roar run's start-up */
@@ -126,7 +130,8 @@ static __always_inline void header(struct scratch *s, __u16 type, __u32 tgid, __
 	h->ts_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline void submit_event(struct scratch *s, __u32 size, bool urgent)
+/* 0 when the event is in the ring buffer */
+static __always_inline long submit_event(struct scratch *s, __u32 size, bool urgent)
 {
 	struct ev_header *h = (void *)s->buf;
 	__u64 flags = 0;
@@ -139,8 +144,10 @@ static __always_inline void submit_event(struct scratch *s, __u32 size, bool urg
 	else if (wakeup_bytes)
 		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 			BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, s->buf, size, flags))
+	long err = bpf_ringbuf_output(&events, s->buf, size, flags);
+	if (err)
 		count(ROAR_STAT_DROPPED);
+	return err;
 }
 
 static __always_inline void submit(struct scratch *s, __u32 size)
@@ -185,6 +192,8 @@ struct path_walk {
 	struct mount *m;
 	__u32 n;     /* names collected, leaf first */
 	__u32 off;   /* write position in the scratch buffer */
+	__u32 done;  /* the walk reached the root */
+	__u32 cut;   /* a name did not fit */
 };
 
 /* one step up: the parent dentry, or across a mount point; 1 stops the walk */
@@ -200,20 +209,22 @@ static long walk_up(__u32 i, void *ctx)
 		return 1;
 	if (d == BPF_CORE_READ(vm, mnt_root)) {
 		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		if (parent == m)
-			return 1;   /* the namespace's root */
+		if (parent == m) {
+			w->done = 1;   /* the namespace's root */
+			return 1;
+		}
 		w->d = BPF_CORE_READ(m, mnt_mountpoint);
 		w->m = parent;
 		return 0;
 	}
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
-	if (d == up)
-		return 1;       /* root of a pseudo or detached tree */
-	__u32 n = w->n;
-	if (n >= ROAR_MAX_DEPTH) {
-		count(ROAR_STAT_PATH_TRUNCATED);
+	if (d == up) {
+		w->done = 1;    /* root of a pseudo or detached tree */
 		return 1;
 	}
+	__u32 n = w->n;
+	if (n >= ROAR_MAX_DEPTH)
+		return 1;       /* not done: put_path marks the path cut */
 	s->names[n & (ROAR_MAX_DEPTH - 1)] = BPF_CORE_READ(d, d_name.name);
 	w->n = n + 1;
 	w->d = up;
@@ -230,7 +241,7 @@ static long write_name(__u32 i, void *ctx)
 	if (!s || k >= ROAR_MAX_DEPTH)
 		return 1;
 	if (off >= STR_END - 1) {
-		count(ROAR_STAT_PATH_TRUNCATED);
+		w->cut = 1;
 		return 1;
 	}
 	s->buf[off] = '/';
@@ -265,6 +276,11 @@ __noinline __u32 put_path(struct scratch *s, __u32 off, __u64 dentry, __u64 vfsm
 		w.off = off + 1;
 	} else {
 		bpf_loop(w.n, write_name, &w, 0);
+	}
+	/* the deepest names alone, or the top ones alone, are not the file's path */
+	if (!w.done || w.cut) {
+		count(ROAR_STAT_PATH_TRUNCATED);
+		s->buf[off] = ROAR_PATH_CUT;
 	}
 	return put_empty(s, w.off);
 }
@@ -317,6 +333,22 @@ static __always_inline void inode_mtime(struct inode *ino, struct ev_file *e)
 	}
 }
 
+/* Keep that this process reported `fresh` for this inode. Called once the event
+ * is in the ring buffer (or needs none): a dropped event is sent again at the
+ * next access. A racing thread may repeat the event: harmless. */
+static __always_inline void mark_seen(struct seen_key *key, __u32 fresh)
+{
+	__u32 *bits = bpf_map_lookup_elem(&seen, key);
+	if (!bits && bpf_map_update_elem(&seen, key, &fresh, BPF_NOEXIST) == 0)
+		return;
+	if (!bits)
+		bits = bpf_map_lookup_elem(&seen, key);   /* another thread made it meanwhile */
+	if (bits)
+		__sync_fetch_and_or(bits, fresh);
+	else
+		count(ROAR_STAT_SEEN_FAILED);
+}
+
 /* Report `access` on an open file unless this process already reported it
  * for this inode. Only regular files: pipes, sockets and devices carry no
  * lineage. Keyed by inode, so dup'd, inherited and redirected fds all land on
@@ -324,6 +356,7 @@ static __always_inline void inode_mtime(struct inode *ino, struct ev_file *e)
 __noinline int file_access(__u64 file, __u32 access)
 {
 	struct file *f = (void *)file;
+	struct task_struct *t = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct seen_key key = { .tgid = pid_tgid >> 32 };
 	struct inode *ino;
@@ -336,28 +369,26 @@ __noinline int file_access(__u64 file, __u32 access)
 	mode = BPF_CORE_READ(ino, i_mode);
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
+	key.start = BPF_CORE_READ(t, group_leader, start_time);
 	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	key.ino = BPF_CORE_READ(ino, i_ino);
 	key.generation = BPF_CORE_READ(ino, i_generation);
 	bits = bpf_map_lookup_elem(&seen, &key);
-	if (bits) {
-		fresh = access & ~*bits;
-		if (!fresh)
-			return 0;
-		*bits |= fresh;   /* a racing thread may repeat the event: harmless */
-	} else {
-		fresh = access;
-		if (bpf_map_update_elem(&seen, &key, &fresh, BPF_NOEXIST) && !bpf_map_lookup_elem(&seen, &key))
-			count(ROAR_STAT_SEEN_FULL);
-	}
+	fresh = bits ? access & ~*bits : access;
+	if (!fresh)
+		return 0;
 
 	/* A system file read by another process of the job was reported already:
 	 * such reads only feed the package list, one fact per job is enough. */
 	struct seen_key job_key = key;
 	job_key.tgid = 0;
+	job_key.start = 0;
 	bits = !(fresh & ~READS) ? bpf_map_lookup_elem(&seen, &job_key) : NULL;
-	if (bits && !(fresh & ~*bits))
+	if (bits && !(fresh & ~*bits)) {
+		mark_seen(&key, fresh);
 		return 0;
+	}
+	__u32 job_bits = bits ? *bits : 0;
 
 	struct scratch *s = scratch_get();
 	if (!s)
@@ -374,13 +405,15 @@ __noinline int file_access(__u64 file, __u32 access)
 	__u32 off = put_file_path(s, sizeof(*e), f);
 	e->path_len = off - sizeof(*e);
 	bool system = system_path(s->buf + sizeof(*e));
-	if (system && !(fresh & ~READS)) {
-		__u32 all = fresh | (bits ? *bits : 0);
-		bpf_map_update_elem(&seen, &job_key, &all, BPF_ANY);
-	}
 	/* The first read of a user file wakes the collector at once: it hashes
 	 * the content before the job gets a chance to change it. */
-	submit_event(s, off, (fresh & READS) && !system);
+	if (submit_event(s, off, (fresh & READS) && !system))
+		return 0;   /* dropped (counted): the next access tries again */
+	mark_seen(&key, fresh);
+	if (system && !(fresh & ~READS)) {
+		__u32 all = fresh | job_bits;
+		bpf_map_update_elem(&seen, &job_key, &all, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -467,16 +500,38 @@ __noinline int exec_failed(long ret, __u64 filename_addr)
 	return 0;
 }
 
+/* Argument i of the running syscall: x86_64 in rdi, rsi, rdx, r10, r8; ia32 in
+ * ebx, ecx, edx, esi, edi, 32 bits wide (pointers too) */
+static __always_inline long sys_arg(struct pt_regs *regs, int compat, int i)
+{
+	if (compat) {
+		switch (i) {
+		case 0: return (__u32)BPF_CORE_READ(regs, bx);
+		case 1: return (__u32)BPF_CORE_READ(regs, cx);
+		case 2: return (__u32)BPF_CORE_READ(regs, dx);
+		case 3: return (__u32)BPF_CORE_READ(regs, si);
+		default: return (__u32)BPF_CORE_READ(regs, di);
+		}
+	}
+	switch (i) {
+	case 0: return PT_REGS_PARM1_CORE_SYSCALL(regs);
+	case 1: return PT_REGS_PARM2_CORE_SYSCALL(regs);
+	case 2: return PT_REGS_PARM3_CORE_SYSCALL(regs);
+	case 3: return PT_REGS_PARM4_CORE_SYSCALL(regs);
+	default: return PT_REGS_PARM5_CORE_SYSCALL(regs);
+	}
+}
+
 /* rename, link, unlink, rmdir, truncate by name: a global function, so the
  * verifier checks it once rather than once per path through on_sys_exit */
-__noinline int name_op(long nr)
+__noinline int name_op(long nr, int compat)
 {
 	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	long a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	long a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	long a2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
-	long a3 = PT_REGS_PARM4_CORE_SYSCALL(regs);
-	long a4 = PT_REGS_PARM5_CORE_SYSCALL(regs);
+	long a0 = sys_arg(regs, compat, 0);
+	long a1 = sys_arg(regs, compat, 1);
+	long a2 = sys_arg(regs, compat, 2);
+	long a3 = sys_arg(regs, compat, 3);
+	long a4 = sys_arg(regs, compat, 4);
 
 	long dfd1 = AT_FDCWD, dfd2 = AT_FDCWD, flags = 0;
 	const char *n1 = (const char *)a0, *n2 = NULL;
@@ -522,13 +577,54 @@ __noinline int name_op(long nr)
 	return pathop(op, 0, flags, dfd1, n1, dfd2, n2);
 }
 
+/* An ia32 syscall number as the x86_64 one with the same arguments (but for
+ * old_mmap's), or -1 when roar does not handle it */
+static __always_inline long ia32_native(long nr)
+{
+	switch (nr) {
+	case NR32_read: return NR_read;
+	case NR32_write: return NR_write;
+	case NR32_open: return NR_open;
+	case NR32_creat: return NR_creat;
+	case NR32_link: return NR_link;
+	case NR32_unlink: return NR_unlink;
+	case NR32_execve: return NR_execve;
+	case NR32_rename: return NR_rename;
+	case NR32_rmdir: return NR_rmdir;
+	case NR32_mmap: return NR_old_mmap_ia32;
+	case NR32_truncate: case NR32_truncate64: return NR_truncate;
+	case NR32_ftruncate: case NR32_ftruncate64: return NR_ftruncate;
+	case NR32_readv: return NR_readv;
+	case NR32_writev: return NR_writev;
+	case NR32_pread64: return NR_pread64;
+	case NR32_pwrite64: return NR_pwrite64;
+	case NR32_sendfile: case NR32_sendfile64: return NR_sendfile;
+	case NR32_mmap2: return NR_mmap;
+	case NR32_openat: return NR_openat;
+	case NR32_unlinkat: return NR_unlinkat;
+	case NR32_renameat: return NR_renameat;
+	case NR32_linkat: return NR_linkat;
+	case NR32_splice: return NR_splice;
+	case NR32_fallocate: return NR_fallocate;
+	case NR32_preadv: return NR_preadv;
+	case NR32_pwritev: return NR_pwritev;
+	case NR32_renameat2: return NR_renameat2;
+	case NR32_execveat: return NR_execveat;
+	case NR32_copy_file_range: return NR_copy_file_range;
+	case NR32_preadv2: return NR_preadv2;
+	case NR32_pwritev2: return NR_pwritev2;
+	case NR32_openat2: return NR_openat2;
+	}
+	return -1;
+}
+
 static __always_inline bool handled(long nr)
 {
 	switch (nr) {
 	case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
 	case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
 	case NR_sendfile: case NR_copy_file_range: case NR_splice: case NR_fallocate:
-	case NR_ftruncate: case NR_mmap:
+	case NR_ftruncate: case NR_mmap: case NR_old_mmap_ia32:
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
 	case NR_execve: case NR_execveat:
 	case NR_rename: case NR_renameat: case NR_renameat2: case NR_link: case NR_linkat:
@@ -543,14 +639,15 @@ static __always_inline int on_open(long fd, long flags)
 	__u32 access = 0;
 	struct file *f;
 
-	if (fd < 0 || !(flags & (O_CREAT | O_TRUNC)))
+	/* O_PATH ignores O_CREAT and O_TRUNC */
+	if (fd < 0 || (flags & O_PATH) || !(flags & (O_CREAT | O_TRUNC)))
 		return 0;
 	f = fd_file(bpf_get_current_task_btf(), fd);
 	if (!f)
 		return 0;
 	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
 		access |= ROAR_ACC_CREATE;
-	if ((flags & O_TRUNC) && (flags & O_ACCMODE))
+	if (flags & O_TRUNC)   /* O_RDONLY|O_TRUNC truncates too */
 		access |= ROAR_ACC_TRUNC;
 	return access ? file_access((__u64)f, access) : 0;
 }
@@ -573,14 +670,18 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	long nr = BPF_CORE_READ(regs, orig_ax);
+	/* a 32-bit syscall (an ia32 program, or int 0x80) has numbers of its own */
+	int compat = bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
+	if (compat)
+		nr = ia32_native(nr);
 	if (!handled(nr))
 		return 0;
 	if (!is_tracked(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 
-	long a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	long a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	long a2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	long a0 = sys_arg(regs, compat, 0);
+	long a1 = sys_arg(regs, compat, 1);
+	long a2 = sys_arg(regs, compat, 2);
 
 	switch (nr) {
 	case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
@@ -604,7 +705,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		}
 		return 0;
 	case NR_mmap:
-		return on_mmap(ret, a2, PT_REGS_PARM4_CORE_SYSCALL(regs), PT_REGS_PARM5_CORE_SYSCALL(regs));
+		return on_mmap(ret, a2, sys_arg(regs, compat, 3), sys_arg(regs, compat, 4));
+	case NR_old_mmap_ia32: {   /* struct mmap_arg_struct: addr, len, prot, flags, fd, offset */
+		__u32 m[6] = {};
+		bpf_probe_read_user(m, sizeof(m), (void *)a0);
+		return on_mmap(ret, m[2], m[3], (int)m[4]);
+	}
 	case NR_open:
 		return on_open(ret, a1);
 	case NR_creat:
@@ -626,19 +732,22 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 
 	if (ret != 0)   /* a name operation that failed changed nothing */
 		return 0;
-	return name_op(nr);
+	return name_op(nr, compat);
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, flags = 0;
 	__u8 one = 1;
 
 	if (ctgid == ptgid || !is_tracked(ptgid))
 		return 0;   /* threads share their process's state */
 	/* tracked before the child first runs: its first file access is seen */
-	bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
+	if (bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY)) {
+		count(ROAR_STAT_UNTRACKED);   /* the map is full: the child's subtree goes unseen */
+		flags = ROAR_FORK_UNTRACKED;
+	}
 	struct scratch *s = scratch_get();
 	if (!s)
 		return 0;
@@ -646,6 +755,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	struct ev_fork *e = (void *)s->buf;
 	e->parent_tgid = ptgid;
 	e->child_tgid = ctgid;
+	e->flags = flags;
+	e->_pad = 0;
 	submit(s, sizeof(*e));
 	return 0;
 }

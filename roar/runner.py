@@ -107,7 +107,7 @@ class _Observed:
     ended_at: float
     collector: Any              # roar.tracer.collector.Collector
     files: FileSets
-    counters: list[int]         # kernel counters: dropped, paths truncated, dedup map full
+    counters: list[int]         # kernel counters (events.h roar_stat)
 
 
 def run_job(argv: list[str], options: RunOptions) -> RunResult:
@@ -209,7 +209,7 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     from roar.artifacts.hashing import FileChanged, hash_file
 
     files, collector = observed.files, observed.collector
-    dropped, truncated, seen_full = observed.counters
+    dropped, truncated, seen_failed, untracked = observed.counters
     started_at, ended_at, status = observed.started_at, observed.ended_at, observed.status
     warnings: list[str] = []
     inputs = []
@@ -237,6 +237,10 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
                         "incomplete; rerun with a larger --ring-buffer (e.g. 64M)")
     if truncated:
         warnings.append(f"{truncated} paths were too long or deep to record in full")
+    warnings += collector.warnings()   # names each untraced process and each unresolved path
+    unnamed = untracked - sum(1 for p in collector.processes.values() if p.untracked)
+    if unnamed > 0:   # their fork events were lost too
+        warnings.append(f"{unnamed} more processes could not be traced (the tracer's process map was full)")
     warnings += [f"process {p.pid} ran {p.exe}, which gains privileges (set-user-ID or capabilities): "
                  "it and what it starts are not traced" for p in collector.processes.values() if p.privileged]
     output_paths = {o["path"] for o in outputs}
@@ -254,7 +258,9 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
         system_reads=sorted(files.system_reads),
         other_writes=sorted(files.other_writes),
         tracer={"backend": "ebpf", "roar_version": __version__, "events": collector.events,
-                "dropped": dropped, "paths_truncated": truncated, "dedup_map_full": seen_full,
+                "dropped": dropped, "paths_truncated": truncated,
+                "paths_unresolved": len(collector.unresolved),
+                "dedup_map_full": seen_failed, "untracked": untracked,
                 "ring_buffer_bytes": options.ring_bytes},
         warnings=warnings,
         labels=dict(options.labels),

@@ -5,6 +5,10 @@ kernel). Name arguments of rename/link/unlink/truncate arrive as passed, with
 the canonical directory they are relative to; they are joined here, and the
 parent directory is resolved once more in case the name itself walks through
 a symlink.
+
+A path the kernel could not walk in full, or one too long to open, is never
+taken for a file's path: it is left out and named in a warning. A pid that is
+reused within the job is a new process; the earlier one stays in the record.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Process:
     end_ns: int | None = None
     wait_status: int | None = None
     privileged: bool = False     # exec'd a set-user-ID (etc.) program: not traced after it
+    untracked: bool = False      # the kernel's process map was full at its fork: not traced
 
     def as_record(self) -> dict[str, Any]:
         exit_code = signal = None
@@ -40,6 +45,8 @@ class Process:
                  "cwd": self.cwd, "exit_code": exit_code, "signal": signal}
         if self.privileged:
             entry["privileged"] = True
+        if self.untracked:
+            entry["untracked"] = True
         return entry
 
 
@@ -57,9 +64,12 @@ class Collector:
     def __init__(self, files: FileSets, root_pid: int | None = None, parent_pid: int | None = None,
                  cwd: str | None = None, clock_ns: int = 0) -> None:
         self.files = files
-        self.processes: dict[int, Process] = {}
+        # every process of the job in order; an earlier process whose pid was reused is kept
+        # under (pid, start_ns), the current one under its pid
+        self.processes: dict[int | tuple[int, int], Process] = {}
         self.failed_execs: list[dict[str, Any]] = []
         self.events = 0
+        self.unresolved: list[tuple[int, str, bytes]] = []   # (pid, what, path fragment)
         if root_pid is not None:
             self.add_root(root_pid, parent_pid, cwd, clock_ns)
 
@@ -68,6 +78,23 @@ class Collector:
 
     def live_pids(self) -> list[int]:
         return [p.pid for p in self.processes.values() if p.end_ns is None]
+
+    def warnings(self) -> list[str]:
+        """What the tracer saw but could not record: untraced processes, unresolved paths."""
+        out = [f"process {p.pid} ({p.exe}) could not be traced (the tracer's process map was full): "
+               "it and what it starts are not recorded" for p in self.processes.values() if p.untracked]
+        for pid, what, path in self.unresolved:
+            proc = self.processes.get(pid)
+            shown = _str(path[1:] if path.startswith(ev.PATH_CUT) else path)[-200:]
+            out.append(f"process {pid} ({proc.exe if proc else None}): the path of {what} is too long or "
+                       f"deep to record (...{shown}): it is left out")
+        return out
+
+    def _path(self, pid: int, raw: bytes, what: str) -> str | None:
+        if ev.unresolved(raw):
+            self.unresolved.append((pid, what, raw))
+            return None
+        return _str(raw)
 
     def feed(self, raw: bytes) -> None:
         self.handle(ev.decode(raw))
@@ -78,9 +105,14 @@ class Collector:
             self._file(e)
         elif isinstance(e, ev.Fork):
             parent = self.processes.get(e.tgid)
+            earlier = self.processes.get(e.child)
+            if earlier is not None:   # the pid was reused: keep the earlier process, in its place
+                self.processes = {((k, earlier.start_ns) if k == e.child else k): v
+                                  for k, v in self.processes.items()}
             self.processes[e.child] = Process(
                 e.child, e.tgid, e.ts, exe=parent.exe if parent else None,
-                argv=list(parent.argv) if parent else [], cwd=parent.cwd if parent else None)
+                argv=list(parent.argv) if parent else [], cwd=parent.cwd if parent else None,
+                untracked=e.untracked)
         elif isinstance(e, ev.Exec):
             self._exec(e)
         elif isinstance(e, ev.PathOp):
@@ -92,7 +124,9 @@ class Collector:
             proc.end_ns, proc.wait_status = e.ts, e.wait_status
 
     def _file(self, e: ev.FileAccess) -> None:
-        path = _str(e.path)
+        path = self._path(e.tgid, e.path, "a file it accessed")
+        if path is None:
+            return
         dev = user_dev(e.dev)
         if e.access & ev.READ_ACCESS:
             self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns)
@@ -101,24 +135,31 @@ class Collector:
 
     def _exec(self, e: ev.Exec) -> None:
         if e.ret < 0:
-            path = ev.join_path(e.cwd, e.filename)
-            self.failed_execs.append({"pid": e.tgid, "path": _str(path), "errno": -e.ret,
+            path = self._path(e.tgid, ev.join_path(e.cwd, e.filename), "a program it failed to run")
+            self.failed_execs.append({"pid": e.tgid, "path": path, "errno": -e.ret,
                                       "error": os.strerror(-e.ret)})
             return
         proc = self.processes.get(e.tgid)
         if proc is None:
             proc = self.processes[e.tgid] = Process(e.tgid, None, e.ts)
-        proc.exe = _str(e.exe) or None
+        proc.exe = self._path(e.tgid, e.exe, "its program") if e.exe else None
         proc.argv = [_str(a) for a in e.argv]
-        proc.cwd = _str(e.cwd)
+        proc.cwd = self._path(e.tgid, e.cwd, "its working directory")
         proc.privileged = e.privileged
         if proc.exe:
             self.files.executed(proc.exe, e.tgid)
+        if proc.cwd is None and not e.filename.startswith(b"/"):
+            return
         script = os.path.realpath(_str(ev.join_path(e.cwd, e.filename)))
         if script != proc.exe:      # "#!" script: the kernel read it too
             self.files.executed(script, e.tgid)
 
     def _pathop(self, e: ev.PathOp) -> None:
+        for directory, name in ((e.dir1, e.name1), (e.dir2, e.name2) if e.name2 else (b"/", b"/")):
+            if not name or ev.unresolved(ev.join_path(directory, name) if directory else name):
+                self.unresolved.append((e.tgid, f"a name it passed to {ev.OP_NAMES.get(e.op)}",
+                                        directory + b"/" + name))
+                return
         first = _resolve(e.dir1, e.name1)
         if e.op == ev.OP_RENAME:
             self.files.rename(first, _resolve(e.dir2, e.name2), e.tgid)

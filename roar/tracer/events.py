@@ -24,14 +24,18 @@ OP_NAMES = {OP_RENAME: "rename", OP_LINK: "link", OP_UNLINK: "unlink", OP_TRUNCA
 
 EXEC_PRIVILEGED = 1   # ROAR_EXEC_PRIVILEGED
 
-STAT_DROPPED, STAT_PATH_TRUNCATED, STAT_SEEN_FULL, STAT_COUNT = 0, 1, 2, 3
+STAT_DROPPED, STAT_PATH_TRUNCATED, STAT_SEEN_FAILED, STAT_UNTRACKED, STAT_COUNT = 0, 1, 2, 3, 4
+
+FORK_UNTRACKED = 1    # ROAR_FORK_UNTRACKED
+PATH_CUT = b"?"       # ROAR_PATH_CUT: in place of the leading "/" of a path not walked in full
+PATH_MAX = 4096       # a longer path cannot be opened by name, so it cannot be hashed or stat'ed
 
 HEADER = [("type", "H"), ("size", "H"), ("tgid", "I"), ("tid", "I"), ("_pad", "I"), ("ts_ns", "Q")]
 
 # struct name -> fields after the header, in C order
 LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "ev_header": [],
-    "ev_fork": [("parent_tgid", "I"), ("child_tgid", "I")],
+    "ev_fork": [("parent_tgid", "I"), ("child_tgid", "I"), ("flags", "I"), ("_pad", "I")],
     "ev_exec": [("ret", "i"), ("argc", "I"), ("filename_len", "H"), ("cwd_len", "H"),
                 ("exe_len", "H"), ("argv_len", "H"), ("argv_truncated", "I"), ("flags", "I")],
     "ev_file": [("access", "I"), ("mode", "I"), ("dev", "Q"), ("ino", "Q"), ("size", "Q"),
@@ -72,6 +76,7 @@ class Fork:
     ts: int
     tgid: int
     child: int
+    untracked: bool = False   # the kernel could not track the child: its subtree is unseen
 
 
 @dataclass(slots=True)
@@ -138,8 +143,8 @@ def decode(raw: bytes) -> Event:
         (path,) = _strings(raw, _FILE.size, (plen,))
         return FileAccess(ts, tgid, access, dev, ino, size, msec * 1_000_000_000 + mnsec, path)
     if typ == EV_FORK:
-        (*_, parent, child) = _FORK.unpack_from(raw)
-        return Fork(ts, parent, child)
+        (*_, parent, child, flags, _) = _FORK.unpack_from(raw)
+        return Fork(ts, parent, child, bool(flags & FORK_UNTRACKED))
     if typ == EV_EXEC:
         (*_, ret, argc, flen, clen, elen, alen, trunc, flags) = _EXEC.unpack_from(raw)
         filename, cwd, exe = _strings(raw, _EXEC.size, (flen, clen, elen))
@@ -160,6 +165,11 @@ def decode(raw: bytes) -> Event:
         f"unknown event type {typ} from the kernel: the BPF object does not match this roar; "
         "reinstall roar (scripts/setup)"
     )
+
+
+def unresolved(path: bytes) -> bool:
+    """A path the kernel could not walk in full, or too long to open by name."""
+    return not path.startswith(b"/") or len(path) >= PATH_MAX
 
 
 def join_path(directory: bytes, name: bytes) -> bytes:

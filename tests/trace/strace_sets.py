@@ -71,9 +71,11 @@ def strace_sets(cmd: list, cwd: Path, roar_dir: Path) -> tuple[set[str], set[str
                 files.change(fds[-1], pid, *ident(fds[-1]))
         elif name in ("open", "openat", "openat2", "creat"):
             ret_path = FD.search(line[line.rindex("=") :])
-            if ret_path and ("O_CREAT" in args or "O_TRUNC" in args or name == "creat"):
+            # O_PATH ignores O_CREAT and O_TRUNC; O_TRUNC truncates whatever the access mode
+            opens = "O_CREAT" in args or "O_TRUNC" in args or name == "creat"
+            if ret_path and opens and "O_PATH" not in args:
                 path = _hex(ret_path.group(2))
-                if "O_TRUNC" in args and ("O_WRONLY" in args or "O_RDWR" in args) or name == "creat":
+                if "O_TRUNC" in args or name == "creat":
                     files.change(path, pid, *ident(path))
                 elif path not in ino:
                     files.change(path, pid, *ident(path))   # O_CREAT of a path not seen before: created

@@ -49,7 +49,7 @@ def test_python_constants_match_header() -> None:
     for name in ("EV_FORK", "EV_EXEC", "EV_FILE", "EV_PATHOP", "EV_EXIT", "ACC_READ", "ACC_WRITE",
                  "ACC_CREATE", "ACC_TRUNC", "ACC_MMAP_READ", "ACC_MMAP_WRITE", "OP_RENAME", "OP_LINK",
                  "OP_UNLINK", "OP_TRUNCATE", "OP_RMDIR", "STAT_DROPPED", "STAT_PATH_TRUNCATED",
-                 "STAT_SEEN_FULL", "STAT_COUNT"):
+                 "STAT_SEEN_FAILED", "STAT_UNTRACKED", "STAT_COUNT", "FORK_UNTRACKED"):
         assert getattr(events, name) == defined[name], name
 
 
@@ -71,3 +71,17 @@ def test_decode_file_event_roundtrip() -> None:
     e = events.decode(fixed + path + b"\0")
     assert (e.tgid, e.access, e.dev, e.ino, e.size, e.mtime_ns, e.path) == (
         42, events.ACC_READ, 5, 6, 10, 1_000_000_002, path)
+
+
+def test_path_cut_marker_matches_header() -> None:
+    m = re.search(r"#define ROAR_PATH_CUT '(.)'", EVENTS_H.read_text())
+    assert m and events.PATH_CUT == m.group(1).encode()
+
+
+def test_decode_fork_untracked_flag() -> None:
+    import struct
+
+    fmt = "=" + "".join(f for _, f in events.HEADER + events.LAYOUTS["ev_fork"])
+    raw = struct.pack(fmt, events.EV_FORK, 0, 1, 1, 0, 7, 1, 2, events.FORK_UNTRACKED, 0)
+    e = events.decode(raw)
+    assert (e.tgid, e.child, e.untracked) == (1, 2, True)
