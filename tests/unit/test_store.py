@@ -194,3 +194,17 @@ def test_orphan_whose_step_was_taken_gets_the_next_one(jobs, ws):
     conn.close()
     assert rows(ws, "SELECT command, step FROM jobs ORDER BY step") == [("a", 1), ("won the race", 2), ("crashed", 3)]
     assert ws.read_record(orphan["uid"])["step"] == 3
+
+
+def test_synthetic_records_have_the_shape_roar_run_writes(tmp_path):
+    """The records the other tests stand on: every key `roar run` writes, and a
+    record the store's own validation reads back unchanged."""
+    from roar.record import job as jobrec
+
+    entry = synthetic.file_entry(str(tmp_path / "f"), b"x")
+    rec = synthetic.record("python step.py", [entry], [], exit_code=3)
+    assert set(rec) == set(jobrec.new_record("run", ["true"], "/", 0.0, 1.0))
+    assert set(entry) == {"path", "hash", "hashes", "size", "pids"}
+    assert rec["exit"] == {"code": 3, "signal": None, "status": "failed"} and rec["exit_code"] == 3
+    back = jobrec.decode(jobrec.encode({**rec, "session": "0123456789abcdef", "step": 1}))
+    assert back["inputs"] == [entry] and back["processes"] == rec["processes"]
