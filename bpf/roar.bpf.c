@@ -369,7 +369,7 @@ __noinline int file_access(__u64 file, __u32 access)
 	mode = BPF_CORE_READ(ino, i_mode);
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
-	key.start = BPF_CORE_READ(t, group_leader, start_time);
+	key.start = t->group_leader->start_time;
 	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	key.ino = BPF_CORE_READ(ino, i_ino);
 	key.generation = BPF_CORE_READ(ino, i_generation);
@@ -501,24 +501,25 @@ __noinline int exec_failed(long ret, __u64 filename_addr)
 }
 
 /* Argument i of the running syscall: x86_64 in rdi, rsi, rdx, r10, r8; ia32 in
- * ebx, ecx, edx, esi, edi, 32 bits wide (pointers too) */
+ * ebx, ecx, edx, esi, edi, 32 bits wide (pointers too). regs is a BTF pointer:
+ * plain loads, no helper call. */
 static __always_inline long sys_arg(struct pt_regs *regs, int compat, int i)
 {
 	if (compat) {
 		switch (i) {
-		case 0: return (__u32)BPF_CORE_READ(regs, bx);
-		case 1: return (__u32)BPF_CORE_READ(regs, cx);
-		case 2: return (__u32)BPF_CORE_READ(regs, dx);
-		case 3: return (__u32)BPF_CORE_READ(regs, si);
-		default: return (__u32)BPF_CORE_READ(regs, di);
+		case 0: return (__u32)regs->bx;
+		case 1: return (__u32)regs->cx;
+		case 2: return (__u32)regs->dx;
+		case 3: return (__u32)regs->si;
+		default: return (__u32)regs->di;
 		}
 	}
 	switch (i) {
-	case 0: return PT_REGS_PARM1_CORE_SYSCALL(regs);
-	case 1: return PT_REGS_PARM2_CORE_SYSCALL(regs);
-	case 2: return PT_REGS_PARM3_CORE_SYSCALL(regs);
-	case 3: return PT_REGS_PARM4_CORE_SYSCALL(regs);
-	default: return PT_REGS_PARM5_CORE_SYSCALL(regs);
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	default: return regs->r8;
 	}
 }
 
@@ -526,7 +527,7 @@ static __always_inline long sys_arg(struct pt_regs *regs, int compat, int i)
  * verifier checks it once rather than once per path through on_sys_exit */
 __noinline int name_op(long nr, int compat)
 {
-	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());   /* a BTF pointer */
 	long a0 = sys_arg(regs, compat, 0);
 	long a1 = sys_arg(regs, compat, 1);
 	long a2 = sys_arg(regs, compat, 2);
@@ -669,7 +670,7 @@ static __always_inline int on_mmap(long ret, long prot, long flags, long fd)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = regs->orig_ax;
 	/* a 32-bit syscall (an ia32 program, or int 0x80) has numbers of its own */
 	int compat = bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
 	if (compat)
