@@ -14,14 +14,18 @@ def _text(st: dict) -> str:
     session = st["session"]
     if session is None:
         return f"workspace {st['workspace']}: no jobs recorded yet; start with `roar run CMD`\n"
+    from roar.lineage.status import UNKNOWN
+
+    # the warnings name every such step, the steps listed only the last ones
+    unknown = [w for w in st["warnings"] if w["message"].startswith(UNKNOWN)]
     lines = [f"session {session['number']} ({session['id']}): {session['jobs']} jobs, "
-             f"{len(st['stale'])} stale"]
+             f"{len(st['stale'])} stale" + (f", {len(unknown)} unknown" if unknown else "")]
     lines += [f"  label {k}={v}" for k, v in sorted(session["labels"].items())]
     steps = st["steps"][-SHOWN_STEPS:]
     if session["jobs"] > len(steps):
         lines.append(f"  ... {session['jobs'] - len(steps)} earlier steps (`roar log`)")
     for s in steps:
-        flag = "  STALE" if s["stale"] else ""
+        flag = "  STALE" if s["stale"] else ("  UNKNOWN" if s.get("unknown") else "")
         lines.append(f"  {s['step']:<5} {s['status'] or '-':<11} {s['command']}{flag}")
     if st["outputs"]:
         lines.append("outputs:")

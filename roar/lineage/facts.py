@@ -10,6 +10,10 @@ building its graph: above all, which jobs are stale and why (docs/lineage.md).
 2. Jobs that read an output of a stale job are stale, transitively: one recursive
    query over the producer links.
 3. The reasons are worked out for the stale jobs only.
+4. A job none of whose inputs changed but one of which exists and could not be
+   read (no permission, an I/O error) is not stale but unknown, and so is every
+   job downstream of it that is not stale: `0 stale` never hides an input that
+   could not be looked at.
 
 Nothing is built per job or per artifact of the session: a session where nothing
 is stale costs one pass over its input rows plus the disk checks.
@@ -56,8 +60,17 @@ _SESSION_INPUTS = _REASON_COLUMNS.format(
 SCAN_ABOVE = 500    # stale jobs, above which their inputs are read by a scan of the session
 
 
+def staleness(conn: sqlite3.Connection, session_id: str,
+              disk: "DiskCheck | None") -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """({uid: reasons} of the stale jobs, {uid: reasons} of the jobs whose staleness is
+    unknown), both in job order; a job is in one at most."""
+    stale = stale_jobs(conn, session_id, disk)
+    return stale, unknown_jobs(conn, session_id, disk, stale)
+
+
 def stale_jobs(conn: sqlite3.Connection, session_id: str, disk: "DiskCheck | None") -> dict[str, list[str]]:
-    """{uid: reasons} of the session's stale jobs, in job order."""
+    """{uid: reasons} of the session's stale jobs, in job order. The inputs that could not
+    be compared are left in `disk.unknown_rows` (see unknown_jobs)."""
     seeds = {r[0] for r in conn.execute(_REMADE, (session_id,))}
     if disk is not None:
         for path, art in disk.changed_among(conn.execute(_FRESH, (session_id,)).fetchall()):
@@ -86,6 +99,36 @@ def _reasons(conn: sqlite3.Connection, session_id: str, stale: list[str],
                 reasons[uid].append(f"{shown} was re-made by {names[writer]}")
         elif disk is not None and disk.changed(shown, art, size):
             reasons[uid].append(f"{shown} changed on disk")
+    return reasons
+
+
+def unknown_jobs(conn: sqlite3.Connection, session_id: str, disk: "DiskCheck | None",
+                 stale: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{uid: reasons} of the jobs that are not stale but may be: one of their inputs exists
+    and could not be compared with the disk (after stale_jobs with the same `disk`), or was
+    made by such a job."""
+    if disk is None or not disk.unknown_rows:
+        return {}
+    seeds: set[str] = set()
+    for path, art in disk.unknown_rows:
+        seeds.update(r[0] for r in conn.execute(_READERS, (session_id, path, art)))
+    spread = [r[0] for r in conn.execute(_SPREAD, (json.dumps(sorted(seeds)),)) if r[0] not in stale]
+    if not spread:
+        return {}
+    unknown = set(spread)
+    reasons: dict[str, list[str]] = {uid: [] for uid in spread}
+    if len(spread) > SCAN_ABOVE:
+        rows = [r for r in conn.execute(_SESSION_INPUTS, (session_id,)) if r[0] in unknown]
+    else:
+        rows = conn.execute(_REASON_ROWS, (json.dumps(spread),)).fetchall()
+    names = job_names(conn, {r[4] for r in rows if r[4] in unknown})
+    for uid, path, art, _size, producer, rewritten, _writer, _now in rows:
+        shown = from_db_path(path)
+        if producer in unknown:
+            reasons[uid].append(f"{shown} was made by {names[producer]}, whose staleness is unknown")
+        why = None if rewritten else disk.unknown.get((shown, art))
+        if why:
+            reasons[uid].append(f"{why}: whether it changed is unknown")
     return reasons
 
 

@@ -4,7 +4,9 @@ It reads the facts the index keeps (roar.store.index) and never builds the
 session's graph: the steps and the final outputs are plain rows (the last
 `limit` of each when the caller shows only those, with their totals), and
 staleness comes from roar.lineage.facts, which compares every input no
-later job re-made with the disk, so the stale count is exact.
+later job re-made with the disk, so the stale count is exact; the steps an input
+that could not be read leaves undecided are flagged `unknown`, with a warning
+saying which input.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from roar.store.workspace import Workspace
 
 # the final outputs: latest outputs no later job of the session read (see FACTS_SQL)
+# the warning of a step that may be stale: an input could not be compared with the disk
+UNKNOWN = "staleness unknown: "
 _FINAL = ("FROM job_files INDEXED BY job_files_final WHERE session_id = ? AND role = 'output'"
           " AND composite IS NULL AND rewritten = 0 AND read_later = 0")
 
@@ -70,8 +74,8 @@ def status(ws: "Workspace", limit: int | None = None) -> dict[str, Any]:
                               "stale": [], "warnings": [], "unreadable_records": bad}
         if sid is not None:
             with disk_check(ws, conn) as disk:
-                stale = facts.stale_jobs(conn, sid, disk)
-            st.update(_summary(conn, sid, stale, limit))
+                stale, unknown = facts.staleness(conn, sid, disk)
+            st.update(_summary(conn, sid, stale, limit, unknown))
         if limit is not None:
             st["outputs_total"] = _count_final(conn, sid) if sid else 0
     finally:
@@ -85,20 +89,23 @@ def _session_row(conn: sqlite3.Connection, sid: str) -> dict[str, Any]:
     return {"id": sid, "seq": seq, "started_at": started, "ended_at": ended, "number": seq}
 
 
-def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], limit: int | None) -> dict:
+def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], limit: int | None,
+             unknown: dict[str, list[str]] | None = None) -> dict:
     from roar.lineage.facts import job_names, stale_outputs
     from roar.lineage.refs import step_name as name
 
     session = _session_row(conn, sid)
     session["jobs"] = conn.execute("SELECT COUNT(*) FROM jobs WHERE session_id = ?", (sid,)).fetchone()[0]
     session["labels"] = labels.current(conn, "session", sid)
+    unknown = unknown or {}
     steps = [{"step": name(step, kind), "uid": uid, "type": kind, "command": command, "status": status,
-              "exit_code": code, "stale": uid in stale} for uid, step, kind, command, status, code in _rows(
+              "exit_code": code, "stale": uid in stale, "unknown": uid in unknown}
+             for uid, step, kind, command, status, code in _rows(
         conn, "SELECT uid, step, type, command, status, exit_code FROM jobs WHERE session_id = ?"
               " ORDER BY seq {order}", (sid,), limit)]
     final = _rows(conn, f"SELECT path, artifact, job {_FINAL} ORDER BY seq {{order}}, path {{order}}",
                   (sid,), limit)
-    names = job_names(conn, {uid for _, _, uid in final} | set(stale))
+    names = job_names(conn, {uid for _, _, uid in final} | set(stale) | set(unknown))
     commands = dict(conn.execute(
         "SELECT uid, command FROM jobs WHERE uid IN (SELECT value FROM json_each(?))",
         (json.dumps(list(stale)),))) if stale else {}
@@ -109,6 +116,9 @@ def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], li
                 for uid, step, kind, msg in conn.execute(
                     "SELECT w.job, j.step, j.type, w.message FROM job_warnings w JOIN jobs j ON j.uid = w.job"
                     " WHERE j.session_id = ? ORDER BY j.seq", (sid,))]
+    # not stale, but an input could not be compared with the disk: maybe stale
+    warnings += [{"job": uid, "step": names[uid], "message": UNKNOWN + "; ".join(reasons)}
+                 for uid, reasons in unknown.items()]
     return {
         "session": session,
         "steps": steps,

@@ -168,3 +168,71 @@ def test_reading_one_member_of_a_composite_output_links_to_its_producer(ws, jobs
     assert dag.artifacts[member].member_of == composite
     jobs.add("reshard part 3", reads=["in"], writes={"out/part-3": b"new"})
     assert stale(build(ws)) == {"@2": [f"{ws.root}/out/part-3 was re-made by @3"]}
+
+
+# an input that exists but cannot be read: neither stale nor up to date (docs/lineage.md)
+
+def _status(ws):
+    from roar.lineage.status import status
+
+    return status(ws, 15)
+
+
+def _unknown(st):
+    return {s["step"] for s in st["steps"] if s.get("unknown")}
+
+
+def test_unreadable_input_makes_staleness_unknown_not_ok(ws, pipeline):
+    raw = ws.root / "raw.csv"
+    raw.unlink()
+    raw.symlink_to("raw.csv")      # a loop: the name exists, stat fails with ELOOP
+    st = _status(ws)
+    assert st["stale"] == []
+    assert _unknown(st) == {"@1", "@2", "@3"}
+    [why] = [w["message"] for w in st["warnings"] if w["step"] == "@1"]
+    assert why.startswith("staleness unknown: ") and f"{raw} could not be read" in why
+    assert any("was made by @1, whose staleness is unknown" in w["message"]
+               for w in st["warnings"] if w["step"] == "@2")
+
+
+def test_input_that_cannot_be_hashed_is_unknown(ws, pipeline, monkeypatch):
+    from roar.artifacts import hashing
+
+    (ws.root / "raw.csv").write_bytes(b"RAW")   # same size: only a hash can tell
+
+    def refuse(path, *args, **kw):
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr(hashing, "hash_file", refuse)
+    st = _status(ws)
+    assert st["stale"] == [] and _unknown(st) == {"@1", "@2", "@3"}
+    assert "Permission denied" in next(w["message"] for w in st["warnings"] if w["step"] == "@1")
+
+
+def test_directory_that_cannot_be_looked_into_is_unknown(ws, jobs):
+    jobs.add("prepare", reads={"in/raw.csv": b"raw"}, writes={"data.csv": b"data"})
+    jobs.add("train", reads=["data.csv"], writes={"model.pt": b"model"})
+    (ws.root / "in" / "raw.csv").unlink()
+    (ws.root / "in").rmdir()
+    (ws.root / "in").symlink_to("in")
+    st = _status(ws)
+    assert st["stale"] == [] and _unknown(st) == {"@1", "@2"}
+
+
+def test_changed_input_stays_stale_and_missing_one_is_neither(ws, jobs):
+    jobs.add("a", reads={"x.csv": b"x", "y.csv": b"y"}, writes={"a.out": b"a"})
+    (ws.root / "x.csv").write_bytes(b"xx")
+    (ws.root / "y.csv").unlink()
+    st = _status(ws)
+    assert [s["step"] for s in st["stale"]] == ["@1"] and _unknown(st) == set()
+    assert st["warnings"] == []
+
+
+def test_status_text_counts_and_flags_unknown_steps(ws, pipeline):
+    from roar.cli.status import _text
+
+    raw = ws.root / "raw.csv"
+    raw.unlink()
+    raw.symlink_to("raw.csv")
+    text = _text(_status(ws))
+    assert "3 jobs, 0 stale, 3 unknown" in text
+    assert text.count("UNKNOWN") == 3 and "staleness unknown" in text
