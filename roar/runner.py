@@ -221,16 +221,19 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
             inputs.append(_file_entry(seen, hashes, size, seen.read_by))
     outputs = []
     for seen in files.outputs():
+        size, hashes = None, {}
         try:
             st = os.stat(seen.path)
             size = st.st_size
-            try:
-                hashes = hash_file(seen.path, options.hash_algorithms, cache=cache, expect=st)
-            except FileChanged:   # still written to (a process the job left behind): no hash
-                hashes = {}
-                warnings.append(f"output {seen.path} changed while it was hashed: its hash is unknown")
-        except OSError:
+            hashes = hash_file(seen.path, options.hash_algorithms, cache=cache, expect=st)
+        except FileChanged:   # still written to (a process the job left behind): no hash
+            warnings.append(f"output {seen.path} changed while it was hashed: its hash is unknown")
+        except (FileNotFoundError, NotADirectoryError):   # removed since the job ended
+            warnings.append(f"output {seen.path} vanished before it could be hashed")
             continue
+        except OSError as exc:   # kept in the record, with no hash, never dropped unsaid
+            warnings.append(f"output {seen.path} could not be hashed ({exc.strerror or exc}): "
+                            "its hash is unknown")
         outputs.append(_file_entry(seen, hashes, size, seen.changed_by))
     if dropped:
         warnings.append(f"{dropped} tracer events were lost (ring buffer full): the file sets may be "

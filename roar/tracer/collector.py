@@ -32,6 +32,7 @@ class Process:
     end_ns: int | None = None
     wait_status: int | None = None
     privileged: bool = False     # exec'd a set-user-ID (etc.) program: not traced after it
+    argv_truncated: bool = False  # the kernel kept only the start of argv (4 KiB)
     untracked: bool = False      # the kernel's process map was full at its fork: not traced
 
     def as_record(self) -> dict[str, Any]:
@@ -45,6 +46,8 @@ class Process:
                  "cwd": self.cwd, "exit_code": exit_code, "signal": signal}
         if self.privileged:
             entry["privileged"] = True
+        if self.argv_truncated:
+            entry["argv_truncated"] = True
         if self.untracked:
             entry["untracked"] = True
         return entry
@@ -112,6 +115,7 @@ class Collector:
             self.processes[e.child] = Process(
                 e.child, e.tgid, e.ts, exe=parent.exe if parent else None,
                 argv=list(parent.argv) if parent else [], cwd=parent.cwd if parent else None,
+                argv_truncated=parent.argv_truncated if parent else False,
                 untracked=e.untracked)
         elif isinstance(e, ev.Exec):
             self._exec(e)
@@ -144,6 +148,7 @@ class Collector:
             proc = self.processes[e.tgid] = Process(e.tgid, None, e.ts)
         proc.exe = self._path(e.tgid, e.exe, "its program") if e.exe else None
         proc.argv = [_str(a) for a in e.argv]
+        proc.argv_truncated = e.argv_truncated
         proc.cwd = self._path(e.tgid, e.cwd, "its working directory")
         proc.privileged = e.privileged
         if proc.exe:

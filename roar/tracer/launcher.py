@@ -165,7 +165,12 @@ class Launch:
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG | os.WUNTRACED)
         except ChildProcessError:
-            return 0
+            # reaped by someone else (SIGCHLD ignored where roar was started): 0 would be made up
+            from roar.errors import RoarError
+
+            raise RoarError("the command's exit status was taken by another process (is SIGCHLD "
+                            "ignored where roar was started?): no record is written rather than one "
+                            "with a made-up exit status; run roar with SIGCHLD at its default") from None
         if pid and os.WIFSTOPPED(status):
             if os.WSTOPSIG(status) in JOB_CONTROL_STOPS:
                 self._suspend(os.WSTOPSIG(status))
