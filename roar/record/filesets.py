@@ -21,6 +21,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
+# the table of bpf/system_paths.h, which the kernel side is built from (tests/unit/
+# test_system_paths.py keeps the two equal): every prefix ends in "/", "/lib" is not "/library"
 PSEUDO_PREFIXES = ("/proc/", "/sys/", "/dev/")
 SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/", "/etc/")
 
