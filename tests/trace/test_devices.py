@@ -39,7 +39,8 @@ def _exec_setup(root: Path) -> None:
 
 
 # The job changes an inode under one name (its device as stat or as the kernel
-# gives it), then reads it under another: its own data, not an input.
+# gives it), then reads it under another: its own data, not an input. No strace
+# twin: strace_sets knows paths, not inodes, and takes the other name for an input.
 DEVICE_SCENARIOS = [
     # truncate(2) by name: the collector stats the path
     Scenario("truncate_by_name_read_by_link",
