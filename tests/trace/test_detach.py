@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.skipif(shutil.which("bpftool") is No
                                                     reason="bpftool is not installed")]
 
 ROAR_PROGRAMS = {"on_sys_exit", "on_fork", "on_exec", "on_exit"}
-# an attached tracer costs this workload about 1.35x its CPU time (measured on a 2-core VM); noise
-# between medians is a few per cent
-TAX_LIMIT = 1.2
+# an attached tracer costs the workload below about 1.3x its CPU time (a 2-core VM); medians of
+# runs without one agree within a few per cent
+TAX_LIMIT = 1.15
 
 
 def loaded(prog_ids: set[int], settle_s: float = 5.0) -> set[int]:
@@ -97,12 +97,11 @@ def job_programs(monkeypatch) -> set[int]:
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory) -> list[str]:
-    """A process outside every job that makes ~360,000 cheap syscalls (getppid, open/close)."""
+    """A process outside every job that makes 1,000,000 getppid calls: the cheapest syscall,
+    so the fixed cost an attached program adds to each is the largest share of its time."""
     src = tmp_path_factory.mktemp("tax") / "syscalls.c"
-    src.write_text("#include <fcntl.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n"
-                   "int main(void) { for (int i = 0; i < 300000; i++) syscall(SYS_getppid);\n"
-                   "  for (int i = 0; i < 30000; i++) close(open(\"/dev/null\", O_RDONLY));\n"
-                   "  return 0; }\n")
+    src.write_text("#include <unistd.h>\n#include <sys/syscall.h>\n"
+                   "int main(void) { for (int i = 0; i < 1000000; i++) syscall(SYS_getppid); return 0; }\n")
     subprocess.run(["cc", "-O1", "-o", str(src.with_suffix("")), str(src)], check=True)
     return [str(src.with_suffix(""))]
 
