@@ -152,6 +152,16 @@ def test_dedup_counter_is_named_for_what_it_counts() -> None:
 # 4. deep paths
 
 
+@pytest.fixture
+def deep_root(tmp_path: Path):
+    """A directory for a very deep tree, removed here with rm -rf: pytest's own clean-up of
+    old temporary directories (shutil.rmtree) recurses once per level and fails on it."""
+    root = (tmp_path / "deep").resolve()
+    root.mkdir()
+    yield root
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
 def _deep_dir(root: Path, components: int, width: int) -> list[str]:
     """root/d.../d... `components` deep; the chdir steps to get there (each under PATH_MAX)."""
     fd = os.open(root, os.O_RDONLY)
@@ -175,8 +185,8 @@ COPY_AT = ("import os, sys\n"
            "open('out.txt', 'w').write(data)\n")
 
 
-def test_path_deeper_than_64_components(tmp_path: Path) -> None:
-    root = tmp_path.resolve()
+def test_path_deeper_than_64_components(deep_root: Path) -> None:
+    root = deep_root
     steps = _deep_dir(root, 70, 2)
     traced = roar_run(["python3", "-c", COPY_AT, *steps], root)
     assert traced.returncode == 0, traced.stderr
@@ -186,8 +196,8 @@ def test_path_deeper_than_64_components(tmp_path: Path) -> None:
     assert not any("vanished" in w for w in traced.record["warnings"])
 
 
-def test_path_too_long_is_unresolved_not_wrong(tmp_path: Path) -> None:
-    root = tmp_path.resolve()
+def test_path_too_long_is_unresolved_not_wrong(deep_root: Path) -> None:
+    root = deep_root
     steps = _deep_dir(root, 1100, 4)   # 6.6 KB: past PATH_MAX
     traced = roar_run(["python3", "-c", COPY_AT, *steps], root)
     assert traced.returncode == 0, traced.stderr
