@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from roar.cli.output import JSON, emit_json, emit_text
+from roar.cli.printable import count
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
             emit_json({"jobs": jobs, "unreadable_records": [bad_file_name(name) for name, _ in bad]})
             return
-        text = f"rebuilt the index: {jobs} jobs"
+        text = f"rebuilt the index: {count(jobs, 'job')}"
         if bad:
             # the error names the file, what is wrong with it and what to do
             text += f"; {len(bad)} bad record{'s' if len(bad) > 1 else ''} set aside:"

@@ -41,3 +41,8 @@ def printable_data(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(printable_data(v) for v in value)
     return value
+
+
+def count(n: int, noun: str) -> str:
+    """`1 job`, `2 jobs`: a count with its noun, singular or plural."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

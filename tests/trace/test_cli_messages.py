@@ -115,3 +115,10 @@ def test_show_of_an_edited_file_says_it_differs(ws: Path) -> None:
     assert info["on_disk"]["hash"] not in (None, recorded) and info["on_disk"]["hash"] in text
     (ws / "b").unlink()
     assert json.loads(roar("show", "b", "--json", cwd=ws).stdout)["on_disk"]["state"] == "missing"
+
+
+def test_counts_say_job_or_jobs(ws: Path) -> None:
+    assert out(roar("status", cwd=ws)).splitlines()[0].endswith(": 1 job, 0 stale")
+    assert out(roar("db", "rebuild", cwd=ws)).strip() == "rebuilt the index: 1 job"
+    assert roar("run", "-q", "--", "true", cwd=ws).returncode == 0
+    assert ": 2 jobs, " in out(roar("status", cwd=ws)).splitlines()[0]
