@@ -19,12 +19,14 @@ def _text(st: dict) -> str:
 
     # the warnings name every such step, the steps listed only the last ones
     unknown = [w for w in st["warnings"] if w["message"].startswith(UNKNOWN)]
-    lines = [f"session {session['number']} ({session['id']}): {count(session['jobs'], 'job')}, "
-             f"{len(st['stale'])} stale" + (f", {len(unknown)} unknown" if unknown else "")]
+    superseded = session.get("superseded") or 0
+    lines = [f"session {session['number']} ({session['id']}): {count(session['jobs'], 'job')}"
+             + (f" ({superseded} run again later, in `roar log`)" if superseded else "")
+             + f", {len(st['stale'])} stale" + (f", {len(unknown)} unknown" if unknown else "")]
     lines += [f"  label {k}={v}" for k, v in sorted(session["labels"].items())]
     steps = st["steps"][-SHOWN_STEPS:]
-    if session["jobs"] > len(steps):
-        lines.append(f"  ... {count(session['jobs'] - len(steps), 'earlier step')} (`roar log`)")
+    if session["jobs"] - superseded > len(steps):
+        lines.append(f"  ... {count(session['jobs'] - superseded - len(steps), 'earlier step')} (`roar log`)")
     for s in steps:
         flag = "  STALE" if s["stale"] else ("  UNKNOWN" if s.get("unknown") else "")
         lines.append(f"  {s['step']:<5} {s['status'] or '-':<11} {s['command']}{flag}")

@@ -171,3 +171,13 @@ def stale_outputs(conn: sqlite3.Connection, session_id: str, stale: dict[str, li
     return {r[0] for r in conn.execute(
         "SELECT artifact FROM job_files WHERE job IN (SELECT value FROM json_each(?)) AND role = 'output'"
         " AND composite IS NULL", (json.dumps(list(stale)),))}
+
+
+def superseded(conn: sqlite3.Connection, session_id: str) -> set[str]:
+    """The session's jobs that a later job of the same type, command and working
+    directory ran again: the session as it now stands leaves them out (they stay in
+    `roar log` and in every lineage they are part of)."""
+    return {uid for (uid,) in conn.execute(
+        "SELECT j.uid FROM jobs j WHERE j.session_id = ? AND EXISTS (SELECT 1 FROM jobs l"
+        " INDEXED BY jobs_same_step WHERE l.session_id = j.session_id AND l.type = j.type"
+        " AND l.command = j.command AND l.cwd IS j.cwd AND l.seq > j.seq)", (session_id,))}

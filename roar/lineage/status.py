@@ -75,7 +75,11 @@ def status(ws: "Workspace", limit: int | None = None) -> dict[str, Any]:
         if sid is not None:
             with disk_check(ws, conn) as disk:
                 stale, unknown = facts.staleness(conn, sid, disk)
-            st.update(_summary(conn, sid, stale, limit, unknown))
+            # a job run again later is not part of the session as it now stands
+            gone = facts.superseded(conn, sid)
+            stale = {uid: why for uid, why in stale.items() if uid not in gone}
+            unknown = {uid: why for uid, why in unknown.items() if uid not in gone}
+            st.update(_summary(conn, sid, stale, limit, unknown, gone))
         if limit is not None:
             st["outputs_total"] = _count_final(conn, sid) if sid else 0
     finally:
@@ -90,7 +94,7 @@ def _session_row(conn: sqlite3.Connection, sid: str) -> dict[str, Any]:
 
 
 def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], limit: int | None,
-             unknown: dict[str, list[str]] | None = None) -> dict:
+             unknown: dict[str, list[str]] | None = None, gone: set[str] | None = None) -> dict:
     from roar.lineage.facts import job_names, stale_outputs
     from roar.lineage.refs import step_name as name
 
@@ -98,11 +102,14 @@ def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], li
     session["jobs"] = conn.execute("SELECT COUNT(*) FROM jobs WHERE session_id = ?", (sid,)).fetchone()[0]
     session["labels"] = labels.current(conn, "session", sid)
     unknown = unknown or {}
+    gone = gone or set()
+    session["superseded"] = len(gone)
     steps = [{"step": name(step, kind), "uid": uid, "type": kind, "command": command, "status": status,
               "exit_code": code, "stale": uid in stale, "unknown": uid in unknown}
              for uid, step, kind, command, status, code in _rows(
         conn, "SELECT uid, step, type, command, status, exit_code FROM jobs WHERE session_id = ?"
-              " ORDER BY seq {order}", (sid,), limit)]
+              " AND uid NOT IN (SELECT value FROM json_each(?)) ORDER BY seq {order}",
+        (sid, json.dumps(sorted(gone))), limit)]
     final = _rows(conn, f"SELECT path, artifact, job {_FINAL} ORDER BY seq {{order}}, path {{order}}",
                   (sid,), limit)
     names = job_names(conn, {uid for _, _, uid in final} | set(stale) | set(unknown))
@@ -115,7 +122,7 @@ def _summary(conn: sqlite3.Connection, sid: str, stale: dict[str, list[str]], li
     warnings = [{"job": uid, "step": name(step, kind), "message": msg}
                 for uid, step, kind, msg in conn.execute(
                     "SELECT w.job, j.step, j.type, w.message FROM job_warnings w JOIN jobs j ON j.uid = w.job"
-                    " WHERE j.session_id = ? ORDER BY j.seq", (sid,))]
+                    " WHERE j.session_id = ? ORDER BY j.seq", (sid,)) if uid not in gone]
     # not stale, but an input could not be compared with the disk: maybe stale
     warnings += [{"job": uid, "step": names[uid], "message": UNKNOWN + "; ".join(reasons)}
                  for uid, reasons in unknown.items()]

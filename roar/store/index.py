@@ -165,6 +165,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX job_files_final ON job_files (session_id, seq, path)
             WHERE role = 'output' AND composite IS NULL AND rewritten = 0 AND read_later = 0;
     """),
+    # the job's working directory: a later job of the session with the same type, command and
+    # cwd supersedes an earlier one (roar status shows the session as it now stands). Rows
+    # indexed before keep NULL until `roar db rebuild`, and NULLs match each other.
+    ("004_job_cwd", """
+        ALTER TABLE jobs ADD COLUMN cwd TEXT;
+        CREATE INDEX jobs_same_step ON jobs (session_id, type, command, cwd, seq);
+    """),
 ]
 
 DERIVED_TABLES = ("path_writes", "label_events", "job_warnings", "job_files", "composite_members",
@@ -348,10 +355,10 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
     latest = conn.execute("SELECT MAX(seq) FROM jobs WHERE session_id = ?", (session,)).fetchone()[0]
     conn.execute(
         "INSERT OR REPLACE INTO jobs (uid, session_id, step, type, command, exit_code, status,"
-        " started_at, ended_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " started_at, ended_at, seq, cwd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (record["uid"], session, record["step"], record["type"], display_text(record["command"]),
          record.get("exit_code"), record.get("exit", {}).get("status"),
-         record.get("started_at"), record.get("ended_at"), seq),
+         record.get("started_at"), record.get("ended_at"), seq, db_path(record.get("cwd") or "")),
     )
     rows = _file_rows(conn, record)
     conn.executemany(

@@ -122,3 +122,31 @@ def test_counts_say_job_or_jobs(ws: Path) -> None:
     assert out(roar("db", "rebuild", cwd=ws)).strip() == "rebuilt the index: 1 job"
     assert roar("run", "-q", "--", "true", cwd=ws).returncode == 0
     assert ": 2 jobs, " in out(roar("status", cwd=ws)).splitlines()[0]
+
+
+def test_a_step_run_again_supersedes_the_earlier_run(tmp_path: Path) -> None:
+    """prepare, train, aggregate, then the raw data changes and all three run again: the
+    session as it now stands has three fresh steps, not three stale ones."""
+    steps = [["sh", "-c", "sort raw.txt > clean.txt"], ["sh", "-c", "wc -l < clean.txt > model.txt"],
+             ["sh", "-c", "cat model.txt clean.txt > report.txt"]]
+    (tmp_path / "raw.txt").write_text("b\na\n")
+    for cmd in steps:
+        assert roar("run", "-q", "--", *cmd, cwd=tmp_path).returncode == 0
+    (tmp_path / "raw.txt").write_text("c\nb\na\n")
+    before = json.loads(roar("status", "--json", cwd=tmp_path).stdout)
+    assert len(before["stale"]) == 3
+    for cmd in steps:
+        assert roar("run", "-q", "--", *cmd, cwd=tmp_path).returncode == 0
+    st = json.loads(roar("status", "--json", cwd=tmp_path).stdout)
+    assert st["stale"] == []
+    assert [s["step"] for s in st["steps"]] == ["@4", "@5", "@6"]
+    assert st["session"]["jobs"] == 6 and st["session"]["superseded"] == 3
+    text = out(roar("status", cwd=tmp_path))
+    assert ": 6 jobs (3 run again later, in `roar log`), 0 stale" in text.splitlines()[0]
+    assert len(json.loads(roar("log", "--json", cwd=tmp_path).stdout)) == 6
+    # the same command in another directory is another step
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "raw.txt").write_text("z\n")
+    assert roar("run", "-q", "--", *steps[0], cwd=sub).returncode == 0
+    assert json.loads(roar("status", "--json", cwd=tmp_path).stdout)["session"]["superseded"] == 3

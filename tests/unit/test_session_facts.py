@@ -155,9 +155,11 @@ def test_an_index_made_before_the_facts_is_migrated(ws, jobs, tmp_path):
             conn.execute(statement)
         conn.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
     conn.execute("ATTACH ? AS new", (str(ws.db_path),))
-    for table in ("sessions", "jobs", "artifacts", "artifact_hashes", "composite_members", "label_events",
+    for table in ("sessions", "artifacts", "artifact_hashes", "composite_members", "label_events",
                   "job_warnings"):
         conn.execute(f"INSERT INTO {table} SELECT * FROM new.{table}")
+    conn.execute("INSERT INTO jobs SELECT uid, session_id, step, type, command, exit_code, status, started_at,"
+                 " ended_at, seq FROM new.jobs")   # the columns of the first two migrations
     conn.execute("INSERT INTO job_files SELECT job, role, path, artifact, size, composite FROM new.job_files")
     conn.execute("DETACH new")
     conn.close()
