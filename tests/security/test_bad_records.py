@@ -165,7 +165,7 @@ def test_showing_a_record_broken_after_it_was_indexed_is_one_line_exit_5(tmp_pat
         assert f"{bad}: field `{field}` " in line and "roar db rebuild" in line
     ok(roar("show", "@2", cwd=tmp_path))
     rebuilt = ok(roar("db", "rebuild", cwd=tmp_path)).stdout.decode()
-    assert "rebuilt the index: 1 jobs; 1 bad record set aside:" in rebuilt
+    assert "rebuilt the index: 1 job; 1 bad record set aside:" in rebuilt
     assert one_line_error(roar("show", "@1", cwd=tmp_path)).startswith("roar: no step @1")
     ok(roar("show", "@2", cwd=tmp_path))
 
