@@ -102,20 +102,22 @@ def test_dag_output_errors(ws: Path) -> None:
 
 
 def test_show_of_an_edited_file_says_it_differs(ws: Path) -> None:
-    same = json.loads(roar("show", "b", "--json", cwd=ws).stdout)
+    # "model.txt", not a name of hex digits: once deleted it would be taken for a hash prefix
+    assert roar("run", "-q", "--", "cp", "a", "model.txt", cwd=ws).returncode == 0
+    same = json.loads(roar("show", "model.txt", "--json", cwd=ws).stdout)
     assert same["on_disk"]["state"] == "same"
-    (ws / "b").write_text("edited\n")
-    shown = roar("show", "b", cwd=ws)
+    (ws / "model.txt").write_text("edited\n")
+    shown = roar("show", "model.txt", cwd=ws)
     assert shown.returncode == 0, shown.stderr
     text = out(shown)
     recorded = same["hash"]
     assert "now differs" in text and recorded in text
-    info = json.loads(roar("show", "b", "--json", cwd=ws).stdout)
+    info = json.loads(roar("show", "model.txt", "--json", cwd=ws).stdout)
     assert info["hash"] == recorded and info["on_disk"]["state"] == "differs"
     assert info["on_disk"]["hash"] not in (None, recorded) and info["on_disk"]["hash"] in text
-    (ws / "b").unlink()
-    assert json.loads(roar("show", "b", "--json", cwd=ws).stdout)["on_disk"]["state"] == "missing"
-
+    (ws / "model.txt").unlink()
+    gone = json.loads(roar("show", str(ws / "model.txt"), "--json", cwd=ws).stdout)
+    assert gone["on_disk"]["state"] == "missing"
 
 def test_counts_say_job_or_jobs(ws: Path) -> None:
     assert out(roar("status", cwd=ws)).splitlines()[0].endswith(": 1 job, 0 stale")
