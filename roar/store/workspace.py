@@ -33,13 +33,14 @@ import stat
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import msgpack
 
 from roar.errors import CorruptStore, NotAWorkspace, Untrusted, WorkspaceUnwritable
 from roar.record import job as jobrec
 
+T = TypeVar("T")
 DIRNAME = ".roar"
 SUBDIRS = ("jobs", "sessions", "labels", "cache")
 SESSION_FORMAT = "roar.session"
@@ -323,23 +324,28 @@ class Workspace:
         read-only in a workspace that is not the acting user's or cannot be written."""
         from roar.store import index
 
+        conn = self._open_db(lambda readonly: index.connect(self._db_open_path(), readonly=readonly,
+                                                             display=self.db_path))
         if self.writable:
-            self._check_db_files()
             try:
-                conn = index.connect(self._db_open_path(), display=self.db_path)
+                self.heal(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _open_db(self, connect: Callable[[bool], T]) -> T:
+        """connect(readonly) for writing where the workspace is the acting user's, else (or
+        when its filesystem refuses writes) for reading; a full disk stays an error."""
+        self._check_db_files()
+        if self.writable:
+            try:
+                return connect(False)
             except WorkspaceUnwritable as exc:
                 if "disk is full" in exc.message:
                     raise
                 self.writable = False    # a read-only filesystem: read what is indexed
-            else:
-                try:
-                    self.heal(conn)
-                except BaseException:
-                    conn.close()
-                    raise
-                return conn
-        self._check_db_files()
-        return index.connect(self._db_open_path(), readonly=True, display=self.db_path)
+        return connect(True)
 
     def _db_open_path(self) -> str:
         from roar.store import index
@@ -379,15 +385,7 @@ class Workspace:
         """The workspace's hash cache (roar.artifacts.cache.HashCache); close it after use."""
         from roar.artifacts.cache import HashCache
 
-        self._check_db_files()
-        if self.writable:
-            try:
-                return HashCache(self._db_open_path())
-            except WorkspaceUnwritable as exc:
-                if "disk is full" in exc.message:
-                    raise
-                self.writable = False
-        return HashCache(self._db_open_path(), readonly=True)
+        return self._open_db(lambda readonly: HashCache(self._db_open_path(), readonly=readonly))
 
     def add_job(self, record: dict[str, Any]) -> dict[str, Any]:
         """Give the job its session and step, write its record, index it.
