@@ -45,11 +45,35 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
     """Record what every command read and wrote, and how to make it again."""
 
 
+# The one-line summaries of `roar --help`. Click cuts a docstring's first sentence at the
+# terminal's width with "...", so each verb gets a summary short enough for 80 columns.
+SUMMARIES = {
+    "run": "Trace a command and record it as a job (needs root).",
+    "build": "Like run, for a setup step (install, compile).",
+    "show": "Show a job, an artifact or a session.",
+    "get": "Fetch a file or URL and record where it came from.",
+    "put": "Copy files to a location and record where they went.",
+    "status": "The current session: its steps and what is stale.",
+    "dag": "Draw the session's jobs and artifacts.",
+    "log": "Recent jobs of every session, newest first.",
+    "label": "Key=value labels on a session, job or artifact.",
+    "reset": "Start a new session.",
+    "db": "The workspace index (.roar/roar.db).",
+    "doctor": "Say whether roar run will work here, and how to fix it.",
+    "completion": "Print a shell completion script (bash or zsh).",
+    "glaas": "Run and administer a GLaaS lineage server.",
+}
+
+
 def _register() -> None:
     from roar.cli import dag, db, doctor, get, label, log, put, reset, run, show, status
 
     for module in (run, show, get, put, status, dag, log, label, reset, db, doctor):
         module.register(app)
+    for info in (*app.registered_commands, *app.registered_groups):
+        name = info.name or (info.callback.__name__ if info.callback else None)
+        if name in SUMMARIES:
+            info.short_help = SUMMARIES[name]
 
 
 _register()
