@@ -1,0 +1,136 @@
+"""What is attached: roar programs left loaded after a job (bpftool), who holds
+them (/proc), and a process's BPF links and children."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+ROAR_PROGS = ("on_sys_exit", "on_fork", "on_exec", "on_exit")
+
+def roar_programs() -> list[dict] | None:
+    """The roar programs loaded (`bpftool -j prog show`), None without bpftool."""
+    if not shutil.which("bpftool"):
+        return None
+    p = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    try:
+        progs = json.loads(p.stdout or "[]") if p.returncode == 0 else None
+    except ValueError:
+        progs = None
+    if progs is None:
+        return None
+    return [{"id": x.get("id"), "name": x.get("name")} for x in progs if x.get("name") in ROAR_PROGS]
+
+
+def linked_prog_ids() -> set[int]:
+    p = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True)
+    try:
+        return {link.get("prog_id") for link in json.loads(p.stdout or "[]")}
+    except ValueError:
+        return set()
+
+
+def bpf_fd_holders(prog_ids: set[int]) -> dict[int, list[str]]:
+    """prog id -> ["pid comm"] of the other processes holding an fd on the
+    program or on a link to it (/proc/*/fdinfo; this bpftool lists no pids)."""
+    holders: dict[int, list[str]] = {}
+    me = str(os.getpid())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") not in ("anon_inode:bpf-prog", "anon_inode:bpf_link"):
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
+                if not m or int(m.group(1)) not in prog_ids:
+                    continue
+                with open(f"/proc/{pid}/comm") as f:
+                    entry = f"{pid} {f.read().strip()}"
+            except OSError:
+                continue
+            lst = holders.setdefault(int(m.group(1)), [])
+            if entry not in lst:
+                lst.append(entry)
+    return holders
+
+
+def bpf_links_of(pid: int) -> int:
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                n += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link"
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+def children_of(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+class AttachChecks:
+    """After each job of ours (its roar process has exited) no roar program
+    may stay loaded. Programs whose fd a live process holds are someone else's
+    job (the machine is shared): noted, not counted against us. A program
+    nobody holds that the kernel has not freed yet is waited for, up to 3 s."""
+
+    def __init__(self) -> None:
+        self.enabled = roar_programs() is not None
+        self.checks = 0
+        self.clean_at_once = 0
+        self.lingered: list[dict] = []   # still listed just after the job, then freed
+        self.stuck: list[dict] = []      # still loaded 3 s after the job, nobody holding them
+        self.foreign: list[dict] = []    # another live process's roar programs
+
+    def after_job(self, label: str) -> None:
+        if not self.enabled:
+            return
+        progs = roar_programs()
+        if progs is None:
+            return
+        self.checks += 1
+        if not progs:
+            self.clean_at_once += 1
+            return
+        linked = linked_prog_ids()
+        holders = bpf_fd_holders({x["id"] for x in progs})
+        if holders:
+            self.foreign.append({"after": label, "holders": holders})
+        unheld = {x["id"]: x for x in progs if x["id"] not in holders}
+        if not unheld:
+            self.clean_at_once += 1
+            return
+        still_linked = sorted(x["name"] for i, x in unheld.items() if i in linked)
+        t0 = time.perf_counter()
+        while unheld and time.perf_counter() - t0 < 3.0:
+            time.sleep(0.02)
+            now = {x["id"] for x in (roar_programs() or [])}
+            unheld = {i: x for i, x in unheld.items() if i in now}
+        entry = {"after": label, "gone_after_s": round(time.perf_counter() - t0, 2),
+                 "still_linked_at_first_look": still_linked}
+        if unheld:
+            entry["programs"] = list(unheld.values())
+            self.stuck.append(entry)
+        else:
+            self.lingered.append(entry)
+
