@@ -76,3 +76,16 @@ def test_abba_order_alternates():
     assert stats.abba(["u", "t", "f"], 0) == ["u", "t", "f"]
     assert stats.abba(["u", "t", "f"], 1) == ["f", "t", "u"]
     assert stats.abba(["u", "t"], 2) == ["u", "t"]
+
+
+def test_the_floor_attaches_where_roar_does():
+    """bpf/floor.bpf.c is the floor for roar's tracepoints only if it has the same ones."""
+    import re
+
+    bpf = Path(__file__).resolve().parents[2] / "bpf"
+
+    def tracepoints(name: str) -> set[str]:
+        return set(re.findall(r'SEC\("(tp_btf/[a-z_]+)"\)', (bpf / name).read_text()))
+
+    assert tracepoints("floor.bpf.c") == tracepoints("roar.bpf.c")
+    assert "tp_btf/sys_exit" in tracepoints("floor.bpf.c")
