@@ -33,6 +33,7 @@ enum roar_event_type {
 	ROAR_EV_FILE = 3,     /* first access of one kind to one inode by one process */
 	ROAR_EV_PATHOP = 4,   /* a rename, link, unlink, rmdir or truncate by name that succeeded */
 	ROAR_EV_EXIT = 5,     /* the whole thread group is gone */
+	ROAR_EV_ENV = 40,     /* first getenv() of one name by one process (libc uprobe) */
 };
 
 /* ROAR_EV_FILE access bits. One event per (process, inode, bit): the kernel keeps
@@ -139,11 +140,30 @@ struct ev_exit {
 	__u32 _pad;
 };
 
+/* strings: name, then the value getenv returned (empty when it returned NULL).
+ * One event per (process, name): a name is reported with the first value read. */
+#define ROAR_ENV_NAME_MAX 256     /* a longer name is cut (ROAR_ENV_NAME_CUT) */
+#define ROAR_ENV_VALUE_MAX 4096   /* a longer value is cut (ROAR_ENV_VALUE_CUT) */
+
+enum roar_env_flags {
+	ROAR_ENV_SET = 1,         /* getenv returned a value: the variable was set */
+	ROAR_ENV_NAME_CUT = 2,
+	ROAR_ENV_VALUE_CUT = 4,
+};
+
+struct ev_env {
+	struct ev_header h;
+	__u32 flags;      /* ROAR_ENV_* */
+	__u16 name_len;
+	__u16 value_len;
+};
+
 _Static_assert(sizeof(struct ev_header) == 24, "ev_header layout");
 _Static_assert(sizeof(struct ev_fork) == 40, "ev_fork layout");
 _Static_assert(sizeof(struct ev_exec) == 48, "ev_exec layout");
 _Static_assert(sizeof(struct ev_file) == 72, "ev_file layout");
 _Static_assert(sizeof(struct ev_pathop) == 48, "ev_pathop layout");
 _Static_assert(sizeof(struct ev_exit) == 32, "ev_exit layout");
+_Static_assert(sizeof(struct ev_env) == 32, "ev_env layout");
 
 #endif /* ROAR_EVENTS_H */

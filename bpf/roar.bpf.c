@@ -824,3 +824,112 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
 }
+
+/*
+ * Environment variables read: uprobes on libc's getenv (secure_getenv calls it
+ * too). The entry keeps the name pointer per thread, the return reads name and
+ * value: the value the program got, even one set after it started. Attached
+ * by roar/tracer/loader.py to each libc the system uses, for every process
+ * (a uprobe cannot follow a process tree): an untracked process pays the two
+ * traps and one hash lookup.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);     /* pid_tgid: a thread is in one getenv at a time */
+	__type(value, __u64);   /* the name argument */
+} getenv_calls SEC(".maps");
+
+struct env_key {
+	__u64 start;            /* the process's start time, as in seen_key */
+	__u32 tgid;
+	__u32 _pad;
+	char name[ROAR_ENV_NAME_MAX];
+};
+
+/* (process, name) already reported. LRU: an eviction repeats an event, the
+ * collector keeps the first; never a lost one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct env_key);
+	__type(value, __u8);
+} env_seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct env_key);
+} env_key_scratch SEC(".maps");
+
+SEC("uprobe")
+int BPF_KPROBE(on_getenv, const char *name)   /* BPF_KPROBE: the pt_regs form uprobes use too */
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 arg = (__u64)name;
+
+	if (!is_tracked(pid_tgid >> 32))
+		return 0;
+	bpf_map_update_elem(&getenv_calls, &pid_tgid, &arg, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(on_getenv_ret, const char *value)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 zero = 0, flags = 0;
+	__u8 one = 1;
+
+	__u64 *arg = bpf_map_lookup_elem(&getenv_calls, &pid_tgid);
+	if (!arg)
+		return 0;   /* untracked, or the entry was missed */
+	const char *name = (const char *)*arg;
+	bpf_map_delete_elem(&getenv_calls, &pid_tgid);
+
+	struct env_key *key = bpf_map_lookup_elem(&env_key_scratch, &zero);
+	if (!key)
+		return 0;
+	__builtin_memset(key, 0, sizeof(*key));   /* hashed whole: no stale bytes after the name */
+	key->start = bpf_get_current_task_btf()->group_leader->start_time;
+	key->tgid = pid_tgid >> 32;
+	long n = bpf_probe_read_user_str(key->name, sizeof(key->name), name);
+	if (n <= 1)
+		return 0;   /* unreadable or empty name: nothing a program could have read */
+	if (n == sizeof(key->name))
+		flags |= ROAR_ENV_NAME_CUT;
+	if (bpf_map_lookup_elem(&env_seen, key))
+		return 0;
+
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	header(s, ROAR_EV_ENV, key->tgid, (__u32)pid_tgid);
+	struct ev_env *e = (void *)s->buf;
+	__u32 off = sizeof(*e);
+	if (bpf_probe_read_kernel_str(&s->buf[off], sizeof(key->name), key->name) != n)
+		return 0;
+	e->name_len = n;
+	off += n;
+	long v = 0;
+	if (value) {
+		flags |= ROAR_ENV_SET;
+		if (off < FIXED_MAX + ROAR_ENV_NAME_MAX)   /* always: bounds the offset for the verifier */
+			v = bpf_probe_read_user_str(&s->buf[off], ROAR_ENV_VALUE_MAX, value);
+		if (v <= 0)
+			v = 0;
+		else if (v == ROAR_ENV_VALUE_MAX)
+			flags |= ROAR_ENV_VALUE_CUT;
+	}
+	if (!v && off < FIXED_MAX + ROAR_ENV_NAME_MAX) {
+		s->buf[off] = 0;
+		v = 1;
+	}
+	e->value_len = v;
+	e->flags = flags;
+	if (submit_event(s, off + v, false))
+		return 0;   /* dropped (counted): the next read tries again */
+	bpf_map_update_elem(&env_seen, key, &one, BPF_ANY);
+	return 0;
+}

@@ -155,7 +155,9 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
     started_at, start_ns = time.time(), time.monotonic_ns()
     tracer = Tracer(collector.feed, ring_bytes=options.ring_bytes, verbose=options.verbose, loaded=loaded)
     try:
-        child = launcher.Launch(program, argv, env, user)
+        from roar.tracer.envread import with_python_hook
+
+        child = launcher.Launch(program, argv, with_python_hook(env), user)
         collector.add_root(child.pid, os.getpid(), cwd, start_ns)
         tracer.track(child.pid)
         child.forward_signals(collector.live_pids)
@@ -179,6 +181,9 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
 
     observed = _Observed(status, child.interrupted, started_at, time.time(), collector, files, counters)
     record = _build_record(argv, options, cwd, observed, hasher, cache)
+    from roar.record.context.env import add_reads
+
+    add_reads(record, collector, tracer, env)   # record["env_read"]: the variables the tree read
     hasher.close()
     _add_context(record, workspace, env, git_before)
     workspace.add_job(record)

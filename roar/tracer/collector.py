@@ -73,6 +73,9 @@ class Collector:
         self.failed_execs: list[dict[str, Any]] = []
         self.events = 0
         self.unresolved: list[tuple[int, str, bytes]] = []   # (pid, what, path fragment)
+        # variables read through getenv: name -> the first value read (None: not set), unredacted
+        self.env_read: dict[str, str | None] = {}
+        self.env_cut: list[str] = []   # warnings about names or values too long to keep whole
         if root_pid is not None:
             self.add_root(root_pid, parent_pid, cwd, clock_ns)
 
@@ -121,6 +124,8 @@ class Collector:
             self._exec(e)
         elif isinstance(e, ev.PathOp):
             self._pathop(e)
+        elif isinstance(e, ev.EnvRead):
+            self._env(e)
         elif isinstance(e, ev.Exit):
             proc = self.processes.get(e.tgid)
             if proc is None:
@@ -136,6 +141,19 @@ class Collector:
             self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns)
         if e.access & ev.CHANGE_ACCESS:
             self.files.change(path, e.tgid, dev, e.ino)
+
+    def _env(self, e: ev.EnvRead) -> None:
+        name = _str(e.name)
+        if e.name_cut:
+            self.env_cut.append(f"process {e.tgid} read a variable whose name is longer than "
+                                f"{ev.ENV_NAME_MAX - 1} bytes ({name[:40]}...): it is left out")
+            return
+        if name in self.env_read:    # another process's read, or an LRU repeat: the first is kept
+            return
+        self.env_read[name] = None if e.value is None else _str(e.value)
+        if e.value_cut:
+            self.env_cut.append(f"the value of {name} is longer than {ev.ENV_VALUE_MAX - 1} bytes: "
+                                "only its start is recorded")
 
     def _exec(self, e: ev.Exec) -> None:
         if e.ret < 0:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from roar.errors import TracerError
 
 EV_FORK, EV_EXEC, EV_FILE, EV_PATHOP, EV_EXIT = 1, 2, 3, 4, 5
+EV_ENV = 40
+ENV_SET, ENV_NAME_CUT, ENV_VALUE_CUT = 1, 2, 4   # ev_env flags
+ENV_NAME_MAX, ENV_VALUE_MAX = 256, 4096          # ROAR_ENV_*_MAX, the NUL included
 
 ACC_READ, ACC_WRITE, ACC_CREATE, ACC_TRUNC, ACC_MMAP_READ, ACC_MMAP_WRITE = 1, 2, 4, 8, 16, 32
 READ_ACCESS = ACC_READ | ACC_MMAP_READ
@@ -43,6 +46,7 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "ev_pathop": [("op", "I"), ("ret", "i"), ("flags", "I"), ("name1_len", "H"), ("dir1_len", "H"),
                   ("name2_len", "H"), ("dir2_len", "H"), ("_pad", "I")],
     "ev_exit": [("wait_status", "i"), ("_pad", "I")],
+    "ev_env": [("flags", "I"), ("name_len", "H"), ("value_len", "H")],
 }
 
 
@@ -56,6 +60,7 @@ _EXEC = _struct("ev_exec")
 _FILE = _struct("ev_file")
 _PATHOP = _struct("ev_pathop")
 _EXIT = _struct("ev_exit")
+_ENV = _struct("ev_env")
 
 
 def field_offsets(name: str) -> dict[str, int]:
@@ -123,7 +128,17 @@ class Exit:
     wait_status: int
 
 
-Event = Fork | Exec | FileAccess | PathOp | Exit
+@dataclass(slots=True)
+class EnvRead:
+    ts: int
+    tgid: int
+    name: bytes
+    value: bytes | None   # None: getenv returned NULL (the variable was not set)
+    name_cut: bool
+    value_cut: bool
+
+
+Event = Fork | Exec | FileAccess | PathOp | Exit | EnvRead
 
 
 def _strings(raw: bytes, offset: int, lengths: tuple[int, ...]) -> list[bytes]:
@@ -161,6 +176,11 @@ def decode(raw: bytes) -> Event:
     if typ == EV_EXIT:
         (*_, status, _) = _EXIT.unpack_from(raw)
         return Exit(ts, tgid, status)
+    if typ == EV_ENV:
+        (*_, flags, nlen, vlen) = _ENV.unpack_from(raw)
+        name, value = _strings(raw, _ENV.size, (nlen, vlen))
+        return EnvRead(ts, tgid, name, value if flags & ENV_SET else None, bool(flags & ENV_NAME_CUT),
+                       bool(flags & ENV_VALUE_CUT))
     raise TracerError(
         f"unknown event type {typ} from the kernel: the BPF object does not match this roar; "
         "reinstall roar (scripts/setup)"

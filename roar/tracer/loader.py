@@ -134,6 +134,9 @@ class Tracer:
         self._ring: int | None = None
         self._callback_error: BaseException | None = None
         self._poller: select.poll | None = None
+        # the libcs whose getenv is probed, and why some or all are not (no libc, uprobes refused)
+        self.env_read_libcs: list[str] = []
+        self.env_read_note: str | None = None
         try:
             self._obj = loaded or load_object(ring_bytes, verbose)
             self._attach()
@@ -148,10 +151,14 @@ class Tracer:
     def _attach(self) -> None:
         lb = self._lib
         prog = None
+        uprobes = []
         while True:
             prog = lb.next_program(self._obj, prog)
             if not prog:
                 break
+            if lb.section_name(prog).startswith((b"uprobe", b"uretprobe")):
+                uprobes.append(prog)    # attached to files, below
+                continue
             link = lb.attach(prog)
             if not link:
                 name = lb.program_name(prog).decode()
@@ -160,6 +167,37 @@ class Tracer:
                 raise cls(f"failed to attach {name}: {os.strerror(err)}; roar needs tp_btf "
                           "tracepoints (Linux 5.5+)")
             self._links.append(link)
+        self._attach_getenv(uprobes)
+
+    def _attach_getenv(self, progs: list[int]) -> None:
+        """The getenv uprobes, on every libc found. Optional: a kernel without uprobes,
+        or no libc found, leaves the variables read unobserved (env_read_note says why)
+        and the job traced as before."""
+        from roar.tracer.envread import GETENV, libc_paths
+
+        libcs = libc_paths()
+        if not progs or not libcs:
+            self.env_read_note = "no 64-bit libc found to attach getenv probes to"
+            return
+        failures = []
+        for path in libcs:
+            links = []
+            for prog in progs:
+                opts = libbpf.UprobeOpts(sz=ct.sizeof(libbpf.UprobeOpts), func_name=GETENV.encode(),
+                                         retprobe=_is_return_probe(self._lib, prog))
+                link = self._lib.attach_uprobe_opts(prog, -1, path.encode(), 0, ct.byref(opts))
+                if not link:
+                    failures.append(f"{path}: {os.strerror(ct.get_errno() or errno.EINVAL)}")
+                    break
+                links.append(link)
+            else:
+                self._links += links
+                self.env_read_libcs.append(path)
+                continue
+            for link in links:     # both probes or neither: an entry without its return is useless
+                self._lib.link_destroy(link)
+        if failures:
+            self.env_read_note = "getenv probes could not be attached to " + "; ".join(failures)
 
     def _start_ring(self, on_event: Callable[[bytes], None]) -> None:
         def _cb(_ctx: int, data: int, size: int) -> int:
@@ -241,6 +279,10 @@ class Tracer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_return_probe(lb, prog: int) -> bool:
+    return lb.section_name(prog).startswith(b"uretprobe")
 
 
 def _print_libbpf(level: int, text: str) -> None:

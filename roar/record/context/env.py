@@ -1,8 +1,10 @@
 """The environment a job started with, secrets redacted before anything is written.
 
-roar knows exactly one environment: the one it passes to execve for the root
-process of the job. Variables that later processes set or change, and which
-variables a program actually read, are not observed (docs/context.md says why).
+roar knows one whole environment: the one it passes to execve for the root
+process of the job. Which variables the tree read, with the value each process
+got, comes from the tracer's getenv probes (record["env_read"], read_variables);
+variables that later processes set but nobody read are not observed
+(docs/context.md says why).
 
 A variable is redacted when its name is secret by the rules of
 roar.record.context.redact, or when its name matches one of the
@@ -40,3 +42,27 @@ def capture(env: dict[str, str]) -> dict[str, object]:
         "variables": variables,
         "redacted": [name for name, value in variables.items() if value != env[name]],
     }
+
+
+def read_variables(reads: dict[str, str | None], env: dict[str, str]) -> dict[str, str | None]:
+    """record["env_read"]: each variable the tree read, by name, with the value it got
+    (None when it was not set), redacted by the rules above with the ROAR_REDACT patterns
+    of `env`, the root process's environment."""
+    from roar.tracer.envread import without_python_hook
+
+    extra = extra_patterns(env)
+    reads = {name: without_python_hook(name, value) for name, value in reads.items()}
+    return {name: None if reads[name] is None else
+            REDACTED if is_secret_name(name, extra) else scrub_value(reads[name])
+            for name in sorted(reads)}
+
+
+def add_reads(record: dict[str, object], collector, tracer, env: dict[str, str]) -> None:
+    """Put `env_read` in a traced job's record, unless no getenv probe was attached; say in
+    `warnings` what was not observed or not kept whole."""
+    warnings: list[str] = record["warnings"]   # type: ignore[assignment]
+    if tracer.env_read_note:
+        warnings.append(f"variables read: {tracer.env_read_note}")
+    if tracer.env_read_libcs:
+        record["env_read"] = read_variables(collector.env_read, env)
+        warnings += collector.env_cut
