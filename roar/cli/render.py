@@ -97,6 +97,7 @@ def job_text(record: dict[str, Any], links: dict[str, Any] | None = None,
         lines.append(f"  processes ({len(record['processes'])}):")
         lines += _process_tree(record["processes"])
     lines += context_lines(record.get("context"), record["uid"], packages=not transfer)
+    lines += env_read_lines(record.get("env_read"))
     shown = labels if labels is not None else record.get("labels") or {}
     if shown:
         lines.append("  labels:")
@@ -287,6 +288,21 @@ def context_lines(context: dict[str, Any] | None, uid: str, packages: bool = Tru
     lines += [f"    note:        {n}" for n in context.get("notes") or []]
     if truncated:
         lines.append(f"    (lists shortened: `roar show {uid} --json` has them all)")
+    return lines
+
+
+def env_read_lines(env_read: dict[str, str | None] | None) -> list[str]:
+    """The variables the tree read (record["env_read"]): each one set with its value,
+    redacted as recorded, then the names read while not set on one wrapped line."""
+    if env_read is None:
+        return []     # not observed: older records, get and put, no getenv probe attached
+    unset = sorted(name for name, value in env_read.items() if value is None)
+    lines = [f"  environment read ({len(env_read) - len(unset)} set, {len(unset)} not set):"]
+    # a value may hold a newline or an escape sequence: shown escaped, on its line
+    lines += [f"    {name}={value if value.isprintable() else repr(value)[1:-1]}"
+              for name, value in sorted(env_read.items()) if value is not None]
+    if unset:
+        lines += _wrap("    not set: ", unset, "")
     return lines
 
 

@@ -308,6 +308,7 @@ RECORD = fields({
     "warnings": STRS,
     "labels": map_of(string),
     "argv_redacted": optional(boolean),
+    "env_read": optional(map_of(OPT_STR)),      # absent: not observed (older records, get, put)
     "context": optional(CONTEXT),
     "transfer": optional(fields({"sources": optional(list_of(anything))})),
 }, required=("version", "uid", "session", "step", "type", "command", "argv", "cwd", "started_at",
