@@ -180,12 +180,15 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
         privilege.drop(user)
 
     observed = _Observed(status, child.interrupted, started_at, time.time(), collector, files, counters)
-    record = _build_record(argv, options, cwd, observed, hasher, cache)
+    roles = _program_roles(files, collector, workspace)
+    program_hashes: dict[str, dict[str, str]] = {}
+    record = _build_record(argv, options, cwd, observed, hasher, cache, roles, program_hashes)
     from roar.record.context.env import add_reads
 
     add_reads(record, collector, tracer, env)   # record["env_read"]: the variables the tree read
     hasher.close()
     _add_context(record, workspace, env, git_before)
+    _add_programs(record, roles, program_hashes, files, options, cache, workspace)
     workspace.add_job(record)
     return RunResult(record, jobrec.exit_code_of(status))
 
@@ -209,8 +212,40 @@ def _counters(tracer, user: privilege.User | None, hasher: _InputHasher) -> list
         privilege.as_user(user)
 
 
+def _program_roles(files: FileSets, collector, workspace: Workspace) -> dict[str, str]:
+    """{path: role} of the programs and libraries read that are context, not inputs (one
+    query of the index for those a recorded job produced)."""
+    from roar.record.context import programs
+
+    try:
+        conn = workspace.index()
+    except Exception:  # no index yet or unreadable: nothing was produced by a recorded job
+        conn = None
+    try:
+        return programs.classify(files, collector, str(workspace.root), conn)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _add_programs(record: dict[str, Any], roles: dict[str, str], hashes: dict[str, dict[str, str]],
+                  files: FileSets, options: RunOptions, cache, workspace: Workspace) -> None:
+    """context.programs: the programs the job ran and the libraries it mapped, outside the lineage."""
+    from roar.artifacts.hashing import hash_file
+    from roar.record.context import programs
+
+    for path in files.system_programs:
+        try:
+            hashes[path] = hash_file(path, options.hash_algorithms, cache=cache)
+        except OSError:
+            hashes[path] = {}
+    record["context"]["programs"] = programs.entries(roles, hashes, files.system_programs,
+                                                     Path(workspace.fd_path("cache")))
+
+
 def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Observed,
-                  hasher: _InputHasher, cache) -> dict[str, Any]:
+                  hasher: _InputHasher, cache, roles: dict[str, str],
+                  program_hashes: dict[str, dict[str, str]]) -> dict[str, Any]:
     from roar.artifacts.hashing import FileChanged, hash_file
 
     files, collector = observed.files, observed.collector
@@ -220,6 +255,9 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     inputs = []
     for seen in files.inputs.values():
         hashes, size, warning = hasher.result(seen.path)
+        if seen.path in roles:   # a program or library outside the lineage: context.programs
+            program_hashes[seen.path] = hashes or {}
+            continue
         if warning:
             warnings.append(warning)
         if hashes is not None:

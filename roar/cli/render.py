@@ -95,7 +95,7 @@ def job_text(record: dict[str, Any], links: dict[str, Any] | None = None,
                      + (f"  -> {', '.join(r['step'] for r in readers)}" if readers else ""))
     if record["processes"] or not transfer:
         lines.append(f"  processes ({len(record['processes'])}):")
-        lines += _process_tree(record["processes"])
+        lines += _process_tree(record["processes"], record.get("argv"))
     lines += context_lines(record.get("context"), record["uid"], packages=not transfer)
     lines += env_read_lines(record.get("env_read"))
     shown = labels if labels is not None else record.get("labels") or {}
@@ -113,6 +113,7 @@ SHOWN_DISTRIBUTIONS = 8
 SHOWN_SYSTEM_PACKAGES = 8
 SHOWN_DIRTY_PATHS = 5
 SHOWN_REDACTED = 8
+SHOWN_PROGRAMS = 4
 CONTEXT_PAD = " " * 17      # continuation lines line up after "    environment: "
 WRAP_WIDTH = 100
 
@@ -257,6 +258,16 @@ def _package_lines(packages: dict[str, Any] | None) -> tuple[list[str], bool]:
     return lines, truncated
 
 
+def _program_lines(programs: list[dict[str, Any]]) -> tuple[list[str], bool]:
+    """context.programs: how many, and those no system package owns by path."""
+    unpackaged = [p.get("path") or "?" for p in programs if not p.get("package")]
+    head = f"    programs:    {len(programs)} ran or mapped, outside the lineage"
+    if not unpackaged:
+        return [head], False
+    shown, more = _more(unpackaged, SHOWN_PROGRAMS)
+    return [head + "; not from a package:"] + _wrap(CONTEXT_PAD + "  ", shown, ""), more
+
+
 def _environment_lines(env: dict[str, Any] | None) -> tuple[list[str], bool]:
     if env is None:
         return ["    environment: not recorded"], False
@@ -282,6 +293,10 @@ def context_lines(context: dict[str, Any] | None, uid: str, packages: bool = Tru
         package_lines, more = _package_lines(context.get("packages"))
         lines += package_lines
         truncated |= more
+    if "programs" in context:    # records before context version 2 have none
+        program_lines, more = _program_lines(context.get("programs") or [])
+        lines += program_lines
+        truncated |= more
     env_lines, more = _environment_lines(context.get("environment"))
     lines += env_lines
     truncated |= more
@@ -306,19 +321,35 @@ def env_read_lines(env_read: dict[str, str | None] | None) -> list[str]:
     return lines
 
 
-def _process_tree(processes: list[dict[str, Any]]) -> list[str]:
+def _process_tree(processes: list[dict[str, Any]], typed: list[str] | None = None) -> list[str]:
+    """One line per process; a toolchain wrapper (a pyenv shim) collapses to the command as
+    typed, its helper processes counted, not listed (docs/lineage-rules.md, "Programs")."""
     pids = {p["pid"] for p in processes}
     children: dict[Any, list[dict[str, Any]]] = {}
     for p in processes:
         children.setdefault(p["ppid"] if p["ppid"] in pids else None, []).append(p)
     lines: list[str] = []
 
+    def helpers(pid: Any) -> int:
+        return sum(1 + helpers(c["pid"]) for c in children.get(pid, []) if c.get("wrapper_helper"))
+
     def walk(parent: Any, depth: int) -> None:
         for p in children.get(parent, []):
-            argv = " ".join(p.get("argv") or []) or p.get("exe") or "?"
+            if p.get("wrapper_helper"):
+                continue
+            chain = p.get("exec_chain") or []
+            # the root's command as typed; a "#!" wrapper's own argv names its interpreter first
+            first = (typed if parent is None and typed else chain[0].get("argv")) if chain else None
+            argv = " ".join(first or p.get("argv") or []) or p.get("exe") or "?"
             code = p.get("exit_code")
             end = f"signal {p['signal']}" if p.get("signal") else f"exit {code}"
             lines.append(f"    {'  ' * depth}{p['pid']} {argv[:100]}  ({end})")
+            if chain:
+                hidden = helpers(p["pid"])
+                lines.append(f"    {'  ' * depth}  runs {p.get('exe')} through {len(chain)} wrapper "
+                             f"program{'s' if len(chain) != 1 else ''}"
+                             + (f", {hidden} helper process{'es' if hidden != 1 else ''} not shown"
+                                if hidden else ""))
             walk(p["pid"], depth + 1)
 
     walk(None, 0)

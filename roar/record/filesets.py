@@ -27,6 +27,9 @@ PSEUDO_PREFIXES = ("/proc/", "/sys/", "/dev/")
 SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/", "/etc/")
 
 
+# roar's own Python start-up hook (docs/context.md): the job reads it because roar put it there
+ROAR_HOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "tracer", "pyhook")
+
 # an interpreter's installed code, wherever it lives (venv, pyenv, conda): the
 # packages record names it by distribution and version, file by file is noise
 INSTALLED_CODE = re.compile(r"/(site-packages|dist-packages)/|/lib/python\d+(\.\d+)?/")
@@ -36,7 +39,7 @@ def path_class(path: str, roar_dir: str) -> str:
     """'pseudo', 'roar', 'system' or 'lineage'."""
     if path.startswith(PSEUDO_PREFIXES) or path in ("/proc", "/sys", "/dev"):
         return "pseudo"
-    if path == roar_dir or path.startswith(roar_dir + "/"):
+    if path == roar_dir or path.startswith((roar_dir + "/", ROAR_HOOK_DIR + "/")):
         return "roar"
     if path.startswith(SYSTEM_PREFIXES) or INSTALLED_CODE.search(path):
         return "system"
@@ -52,6 +55,9 @@ class Seen:
     changed_by: set[int] = field(default_factory=set)
     size: int | None = None       # as the kernel saw it at the first read
     mtime_ns: int | None = None
+    executed: bool = False        # a program the job ran (binary or "#!" script)
+    mapped: bool = False          # mapped into memory: a shared library when it is ELF
+    stages: set[int] = field(default_factory=set)   # the programs (collector stages) that read it
 
 
 class FileSets:
@@ -62,31 +68,38 @@ class FileSets:
         self.changed: dict[str, Seen] = {}   # paths whose content the job made, in order
         self.changed_inodes: set[tuple[int, int]] = set()
         self.system_reads: set[str] = set()
+        self.system_programs: set[str] = set()   # exec'd programs in system locations
         self.other_writes: set[str] = set()
         self.deleted: list[str] = []
         self.renamed: list[tuple[str, str]] = []
 
-    def read(self, path: str, pid: int, dev: int, ino: int, size: int, mtime_ns: int) -> None:
+    def read(self, path: str, pid: int, dev: int, ino: int, size: int, mtime_ns: int,
+             mapped: bool = False, stage: int | None = None) -> Seen | None:
         kind = path_class(path, self.roar_dir)
         if kind != "lineage":
             if kind != "roar":
                 self.system_reads.add(path)
-            return
+            return None
         if (dev, ino) in self.changed_inodes or path in self.changed:
-            return   # the job's own data, not an input
+            return None   # the job's own data, not an input
         seen = self.inputs.get(path)
         if seen is None:
             seen = self.inputs[path] = Seen(path, size=size, mtime_ns=mtime_ns)
             if self.on_input:
                 self.on_input(path, size, mtime_ns)
         seen.read_by.add(pid)
+        seen.mapped |= mapped
+        if stage is not None:
+            seen.stages.add(stage)
+        return seen
 
-    def executed(self, path: str, pid: int) -> None:
+    def executed(self, path: str, pid: int, stage: int | None = None) -> None:
         """An exec'd program is read by the kernel: an input like any other."""
         kind = path_class(path, self.roar_dir)
         if kind != "lineage":
-            if kind != "roar":
+            if kind == "system":
                 self.system_reads.add(path)
+                self.system_programs.add(path)
             return
         if path in self.changed:
             return
@@ -94,7 +107,9 @@ class FileSets:
             st = os.stat(path)
         except OSError:
             return
-        self.read(path, pid, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        seen = self.read(path, pid, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, stage=stage)
+        if seen is not None:
+            seen.executed = True
 
     def change(self, path: str, pid: int, dev: int | None = None, ino: int | None = None) -> None:
         if dev is not None and ino is not None:

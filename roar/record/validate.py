@@ -271,6 +271,10 @@ CONTEXT = fields({
         "system": list_of(fields({**dict.fromkeys(("manager", "name", "version", "arch"), OPT_STR),
                                   "files": COUNT})),
     })),
+    # context version 2: programs and libraries outside the lineage (docs/context.md)
+    "programs": optional(list_of(fields({"path": string, "role": OPT_STR, "hash": OPT_STR,
+                                          "hashes": optional(map_of(string)), "package": OPT_STR},
+                                         required=("path",)))),
     "notes": STRS,
 })
 
@@ -292,7 +296,9 @@ RECORD = fields({
     "processes": list_of(fields({"pid": INT, "ppid": OPT_INT, "exe": OPT_STR, "argv": optional(STRS),
                                  "cwd": OPT_STR, "exit_code": OPT_INT, "signal": OPT_INT,
                                  "argv_truncated": optional(boolean), "privileged": optional(boolean),
-                                 "untracked": optional(boolean)},
+                                 "untracked": optional(boolean), "wrapper_helper": optional(boolean),
+                                 "exec_chain": optional(list_of(fields({"exe": OPT_STR,
+                                                                        "argv": optional(STRS)})))},
                                 required=("pid", "ppid"))),
     "failed_execs": list_of(fields({"pid": INT, "path": OPT_STR, "errno": OPT_INT, "error": OPT_STR})),
     "inputs": list_of(file_entry),

@@ -34,6 +34,13 @@ class Process:
     privileged: bool = False     # exec'd a set-user-ID (etc.) program: not traced after it
     argv_truncated: bool = False  # the kernel kept only the start of argv (4 KiB)
     untracked: bool = False      # the kernel's process map was full at its fork: not traced
+    # programs: each exec starts a stage (a job-wide serial); a process forked inherits its
+    # parent's. The programs it exec'd before its last are its exec chain (a shim, a wrapper).
+    stage: int = 0
+    fork_stage: int | None = None
+    execd: bool = False
+    exec_chain: list[dict[str, Any]] = field(default_factory=list)
+    helper: bool = False         # forked by a toolchain wrapper before it exec'd the real program
 
     def as_record(self) -> dict[str, Any]:
         exit_code = signal = None
@@ -50,6 +57,10 @@ class Process:
             entry["argv_truncated"] = True
         if self.untracked:
             entry["untracked"] = True
+        if self.exec_chain:
+            entry["exec_chain"] = self.exec_chain
+        if self.helper:
+            entry["wrapper_helper"] = True
         return entry
 
 
@@ -76,6 +87,9 @@ class Collector:
         # variables read through getenv: name -> the first value read (None: not set), unredacted
         self.env_read: dict[str, str | None] = {}
         self.env_cut: list[str] = []   # warnings about names or values too long to keep whole
+        self.stage_owner: dict[int, Process] = {}   # stage serial -> the process that exec'd it
+        self.stage_exes: dict[int, str | None] = {}
+        self.stage_scripts: dict[int, str] = {}
         if root_pid is not None:
             self.add_root(root_pid, parent_pid, cwd, clock_ns)
 
@@ -119,7 +133,8 @@ class Collector:
                 e.child, e.tgid, e.ts, exe=parent.exe if parent else None,
                 argv=list(parent.argv) if parent else [], cwd=parent.cwd if parent else None,
                 argv_truncated=parent.argv_truncated if parent else False,
-                untracked=e.untracked)
+                untracked=e.untracked, stage=parent.stage if parent else 0,
+                fork_stage=parent.stage if parent else None)
         elif isinstance(e, ev.Exec):
             self._exec(e)
         elif isinstance(e, ev.PathOp):
@@ -138,7 +153,9 @@ class Collector:
             return
         dev = user_dev(e.dev)
         if e.access & ev.READ_ACCESS:
-            self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns)
+            proc = self.processes.get(e.tgid)
+            self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns,
+                            mapped=bool(e.access & ev.ACC_MMAP_READ), stage=proc.stage if proc else None)
         if e.access & ev.CHANGE_ACCESS:
             self.files.change(path, e.tgid, dev, e.ino)
 
@@ -164,18 +181,46 @@ class Collector:
         proc = self.processes.get(e.tgid)
         if proc is None:
             proc = self.processes[e.tgid] = Process(e.tgid, None, e.ts)
+        if proc.execd:    # it replaces a program of its own: that one was a wrapper
+            proc.exec_chain.append({"exe": proc.exe, "argv": proc.argv})
+        proc.execd = True
+        proc.stage = len(self.stage_owner) + 1
+        self.stage_owner[proc.stage] = proc
         proc.exe = self._path(e.tgid, e.exe, "its program") if e.exe else None
         proc.argv = [_str(a) for a in e.argv]
+        self.stage_exes[proc.stage] = proc.exe
         proc.argv_truncated = e.argv_truncated
         proc.cwd = self._path(e.tgid, e.cwd, "its working directory")
         proc.privileged = e.privileged
         if proc.exe:
-            self.files.executed(proc.exe, e.tgid)
+            self.files.executed(proc.exe, e.tgid, proc.stage)
         if proc.cwd is None and not e.filename.startswith(b"/"):
             return
         script = os.path.realpath(_str(ev.join_path(e.cwd, e.filename)))
         if script != proc.exe:      # "#!" script: the kernel read it too
-            self.files.executed(script, e.tgid)
+            self.files.executed(script, e.tgid, proc.stage)
+            self.stage_scripts[proc.stage] = script
+
+    def wrapper_stages(self, is_context: Any) -> set[int]:
+        """The stages that ran inside a toolchain wrapper: a program (outside the lineage, per
+        `is_context(path)`) that its process replaced by another exec, and every stage of the
+        processes it forked first (its helpers, which it waited for). Marks the helpers."""
+        wrapper = {s for s, p in self.stage_owner.items() if s != p.stage
+                   and is_context(self.stage_program(s))}
+        inside = set(wrapper)
+        own: dict[int, list[int]] = {}
+        for s, p in self.stage_owner.items():
+            own.setdefault(id(p), []).append(s)
+        for proc in self.processes.values():   # in fork order: a parent before its children
+            if proc.fork_stage is not None and proc.fork_stage in inside:
+                proc.helper = True
+                inside.add(proc.stage)
+                inside.update(own.get(id(proc), []))
+        return inside
+
+    def stage_program(self, stage: int) -> str | None:
+        """The program a stage ran: the "#!" script when there was one, else the binary."""
+        return self.stage_scripts.get(stage) or self.stage_exes.get(stage)
 
     def _pathop(self, e: ev.PathOp) -> None:
         for directory, name in ((e.dir1, e.name1), (e.dir2, e.name2) if e.name2 else (b"/", b"/")):

@@ -79,3 +79,25 @@ def test_path_classes() -> None:
     assert path_class("/home/u/venv/lib/python3.11/site-packages/numpy/__init__.py", "/w/.roar") == "system"
     assert path_class("/root/.pyenv/versions/3.11.7/lib/python3.11/os.py", "/w/.roar") == "system"
     assert path_class("/home/u/project/lib/python_helpers.py", "/w/.roar") == "lineage"
+
+
+def test_roar_own_python_hook_is_roar_not_an_input(tmp_path: Path) -> None:
+    from roar.record import filesets
+
+    hook = f"{filesets.ROAR_HOOK_DIR}/sitecustomize.py"
+    fs = sets(tmp_path)
+    fs.read(hook, 1, 1, 30, 1, 0)
+    assert path_class(hook, str(tmp_path / ".roar")) == "roar"
+    assert fs.inputs == {} and fs.system_reads == set()
+
+
+def test_program_and_library_are_marked_for_the_programs_rule(tmp_path: Path) -> None:
+    prog = tmp_path / "tool"
+    prog.write_bytes(b"\x7fELF")
+    fs = sets(tmp_path)
+    fs.executed(str(prog), 1, stage=3)
+    fs.read(f"{tmp_path}/lib.so", 1, 1, 31, 1, 0, mapped=True, stage=3)
+    assert fs.inputs[str(prog)].executed and fs.inputs[str(prog)].stages == {3}
+    assert fs.inputs[f"{tmp_path}/lib.so"].mapped
+    fs.executed("/usr/bin/sort", 1)
+    assert "/usr/bin/sort" in fs.system_programs

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-CONTEXT_VERSION = 1
+CONTEXT_VERSION = 2   # 2: programs (docs/context.md)
 
 
 def capture_git(cwd: str) -> tuple[Any, list[str]]:
