@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -23,4 +24,11 @@ class BuildWithBpf(build_py):
         super().run()
 
 
-setup(cmdclass={"build_py": BuildWithBpf})
+class BpfWheel(bdist_wheel):
+    # No Python is compiled, but the object is BPF for one architecture (bpf/Makefile
+    # ARCH=x86, vmlinux.h from x86_64): pip must not install it anywhere else.
+    def get_tag(self):
+        return "py3", "none", "linux_x86_64"
+
+
+setup(cmdclass={"build_py": BuildWithBpf, "bdist_wheel": BpfWheel})
