@@ -95,6 +95,8 @@ def build(conn: sqlite3.Connection, session_id: str | None, disk: "DiskCheck | N
         job.position = i
         by_uid[job.uid] = job
     artifacts, final = _files(conn, session_id, by_uid)
+    for job in jobs:   # a producer is an earlier job (PRODUCER): the job graph has no cycle
+        assert all(by_uid[p].position < job.position for p in job.fed_by.values() if p in by_uid), job.uid
     for art, comp in facts.member_of(conn, session_id).items():
         if art in artifacts:
             artifacts[art].member_of = comp
@@ -113,24 +115,27 @@ def _files(conn: sqlite3.Connection, session_id: str,
     artifacts: dict[str, ArtifactNode] = {}
     final = []
     rows = conn.execute(
-        "SELECT job, role = 'input', path, artifact, size, producer, rewritten = 0 AND read_later = 0"
+        "SELECT job, role = 'input', path, artifact, size, producer, rewritten = 0 AND read_later = 0, remote"
         " FROM job_files WHERE session_id = ? AND composite IS NULL ORDER BY seq, role, path", (session_id,))
-    for uid, is_input, path, art, size, producer, is_final in rows:
+    for uid, is_input, path, art, size, producer, is_final, remote in rows:
         path = from_db_path(path)
-        node = artifacts.get(art)
+        # a get's URL and a put's copy are nodes of their own, not the local artifact with those bytes
+        key = f"location:{path}" if remote else art
+        node = artifacts.get(key)
         if node is None:
-            node = artifacts[art] = ArtifactNode(art, "composite" if art in kinds else "file", size)
+            kind = "location" if remote else "composite" if art in kinds else "file"
+            node = artifacts[key] = ArtifactNode(art, kind, size)
         if path not in node.paths:
             node.paths.append(path)
         job = by_uid[uid]
         if is_input:
-            job.inputs.append((path, art))
+            job.inputs.append((path, key))
             node.consumers.append(uid)
             if producer:
                 job.fed_by[art] = producer
         else:
-            job.outputs.append((path, art))
+            job.outputs.append((path, key))
             node.producers.append(uid)
-            if is_final:
+            if is_final and not remote:
                 final.append((path, art, uid))
     return artifacts, final

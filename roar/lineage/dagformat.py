@@ -64,7 +64,7 @@ def to_dot(dag: Dag) -> str:
     for art, node in dag.artifacts.items():
         shape = "folder" if node.kind == "composite" else "note"
         style = ', color="red", fontcolor="red", style=dashed' if node.stale else ""
-        label = f"{_artifact_label(dag, art)}\n{short(art)}"
+        label = f"{_artifact_label(dag, art)}\n{short(node.hash)}"
         lines.append(f'  "artifact:{art}" [shape={shape}, label={_dot_quote(label)}{style}];')
     for job in dag.jobs:
         lines += [f'  "artifact:{art}" -> "job:{job.uid}";' for _, art in job.inputs]
@@ -87,7 +87,7 @@ def to_mermaid(dag: Dag) -> str:
         lines.append(f'  j{i}["{_mermaid_text(job.name + " " + printable(job.command)[:60])}"]')
     for i, (art, node) in enumerate(dag.artifacts.items()):
         ids[art] = f"a{i}"
-        label = _mermaid_text(f"{_artifact_label(dag, art)}<br/>{short(art)}")
+        label = _mermaid_text(f"{_artifact_label(dag, art)}<br/>{short(node.hash)}")
         lines.append(f'  a{i}[/"{label}"/]' if node.kind == "composite" else f'  a{i}(["{label}"])')
     for job in dag.jobs:
         lines += [f"  {ids[art]} --> {ids[job.uid]}" for _, art in job.inputs]

@@ -44,7 +44,7 @@ def write(conn: sqlite3.Connection, session_id: str | None, stale: dict[str, lis
             for uid, step, kind, command, status, code in conn.execute(
                 "SELECT uid, step, type, command, status, exit_code FROM jobs WHERE session_id = ?"
                 " ORDER BY seq", (session_id,))]
-    edges, fed, artifacts = _edges(conn, session_id)
+    edges, fed, artifacts, locations = _edges(conn, session_id)
     made_stale = stale_outputs(conn, session_id, stale)
     kinds = composites(conn, session_id)
     nodes = [f'{{"id": "artifact:{art}", "kind": "{"composite" if art in kinds else "file"}", '
@@ -53,6 +53,10 @@ def write(conn: sqlite3.Connection, session_id: str | None, stale: dict[str, lis
              f'"paths": [{path if more is None else ", ".join([path, *more])}], '
              f'"source": {"false" if made else "true"}, "stale": {"true" if art in made_stale else "false"}}}'
              for art, (size, made, path, more) in artifacts.items()]
+    nodes += [f'{{"id": {_quote("location:" + path)}, "kind": "location", "hash": "{art}", '
+              f'"size": {"null" if size is None else int(size)}, "paths": [{_quote(path)}], '
+              f'"source": {"false" if made else "true"}, "stale": false}}'
+              for path, (size, art, made) in locations.items()]
     _write_lines(out, jobs + nodes)
     del jobs, nodes
     members = member_of(conn, session_id)
@@ -65,17 +69,29 @@ def write(conn: sqlite3.Connection, session_id: str | None, stale: dict[str, lis
     out.write("\n]}\n")
 
 
-def _edges(conn: sqlite3.Connection, session_id: str) -> tuple[list[str], list[str], dict[str, list]]:
+def _edges(conn: sqlite3.Connection, session_id: str) -> tuple[list[str], list[str], dict[str, list],
+                                                              dict[str, tuple]]:
     """(edge lines, job-edge lines, {artifact: [size, made in the session, first path as
-    JSON, the other paths or None]}), in one pass over the rows in job order."""
+    JSON, the other paths or None]}, {remote location: (size, artifact, made by a put)}), in
+    one pass over the rows in job order. A get's URL and a put's copy are location nodes of
+    their own, never the local artifact with the same bytes: so the graph has no cycle."""
     edges: list[str] = []
     fed: list[str] = []
     fed_seen: set[tuple[str, str]] = set()
     artifacts: dict[str, list] = {}
+    locations: dict[str, tuple] = {}
     quote = _quote
-    for uid, is_input, path, art, size, producer in conn.execute(
-            "SELECT job, role = 'input', path, artifact, size, producer FROM job_files WHERE session_id = ?"
-            " AND composite IS NULL ORDER BY seq, role, path", (session_id,)):
+    for uid, is_input, path, art, size, producer, remote in conn.execute(
+            "SELECT job, role = 'input', path, artifact, size, producer, remote FROM job_files"
+            " WHERE session_id = ? AND composite IS NULL ORDER BY seq, role, path", (session_id,)):
+        if remote:
+            path = path if path.__class__ is str else path.decode("utf-8", "replace")
+            ends = (quote("location:" + path), f'"job:{uid}"')
+            edges.append(f'{{"from": {ends[not is_input]}, "to": {ends[is_input]}, "path": {quote(path)}, '
+                         f'"role": "{"input" if is_input else "output"}"}}')
+            made = not is_input or locations.get(path, (0, 0, False))[2]
+            locations[path] = (size, art, made)
+            continue
         quoted = quote(path) if path.__class__ is str else _path(path)
         if is_input:
             edges.append(f'{{"from": "artifact:{art}", "to": "job:{uid}", "path": {quoted}, '
@@ -97,7 +113,7 @@ def _edges(conn: sqlite3.Connection, session_id: str) -> tuple[list[str], list[s
                 node[3] = [quoted]
             elif quoted not in node[3]:
                 node[3].append(quoted)
-    return edges, fed, artifacts
+    return edges, fed, artifacts, locations
 
 
 def _write_lines(out: IO[str], lines: list[str]) -> None:

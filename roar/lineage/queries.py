@@ -9,7 +9,7 @@ from typing import Any
 
 from roar.lineage.refs import step_name
 from roar.store import labels
-from roar.store.index import from_db_path
+from roar.store.index import PRODUCER, from_db_path
 
 MAX_LINEAGE_JOBS = 10_000
 
@@ -36,7 +36,8 @@ def log(conn: sqlite3.Connection, limit: int | None = 20, session_id: str | None
 def jobs_touching(conn: sqlite3.Connection, artifact: str, role: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         f"SELECT DISTINCT {JOB_COLUMNS} FROM job_files jf JOIN jobs j ON j.uid = jf.job"
-        " JOIN sessions s ON s.id = j.session_id WHERE jf.artifact = ? AND jf.role = ? ORDER BY j.seq",
+        " JOIN sessions s ON s.id = j.session_id WHERE jf.artifact = ? AND jf.role = ? AND jf.remote = 0"
+        " ORDER BY j.seq",
         (artifact, role))
     return [_job(r) for r in rows]
 
@@ -46,7 +47,7 @@ def artifact(conn: sqlite3.Connection, hash_: str) -> dict[str, Any]:
     kind, size = conn.execute("SELECT kind, size FROM artifacts WHERE hash = ?", (hash_,)).fetchone()
     paths = [from_db_path(r[0]) for r in conn.execute(
         "SELECT jf.path FROM job_files jf JOIN jobs j ON j.uid = jf.job WHERE jf.artifact = ?"
-        " GROUP BY jf.path ORDER BY MIN(j.seq)", (hash_,))]
+        " GROUP BY jf.path ORDER BY MIN(jf.remote) DESC, MIN(j.seq)", (hash_,))]   # local files last
     info: dict[str, Any] = {
         "hash": hash_,
         "kind": kind,
@@ -92,12 +93,13 @@ def on_disk(path: str, info: dict[str, Any], cache: Any) -> dict[str, Any]:
 
 
 def _producer(conn: sqlite3.Connection, artifact: str, before_seq: float) -> tuple | None:
-    """The latest job before `before_seq` (any session) that wrote `artifact`: one seek in
+    """The job row of PRODUCER (roar.store.index) across sessions: one seek in
     job_files_artifact (artifact, role, seq), however many jobs wrote those bytes."""
-    return conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM job_files jf JOIN jobs j ON j.uid = jf.job"
-        " JOIN sessions s ON s.id = j.session_id WHERE jf.artifact = ? AND jf.role = 'output'"
-        " AND jf.seq < ? ORDER BY jf.seq DESC LIMIT 1", (artifact, before_seq)).fetchone()
+    found = conn.execute(PRODUCER.format(scope=""), {"artifact": artifact, "seq": before_seq}).fetchone()
+    if found is None:
+        return None
+    return conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs j JOIN sessions s ON s.id = j.session_id"
+                        " WHERE j.uid = ?", found).fetchone()
 
 
 def lineage(conn: sqlite3.Connection, target: str) -> dict[str, Any]:
@@ -119,9 +121,10 @@ def lineage(conn: sqlite3.Connection, target: str) -> dict[str, Any]:
             continue
         jobs[job["uid"]] = job
         job["inputs"] = []
-        for path, art in conn.execute("SELECT path, artifact FROM job_files WHERE job = ? AND role = 'input'"
-                                      " AND composite IS NULL ORDER BY path", (job["uid"],)).fetchall():
-            producer = _producer(conn, art, row[-1])
+        for path, art, remote in conn.execute(
+                "SELECT path, artifact, remote FROM job_files WHERE job = ? AND role = 'input'"
+                " AND composite IS NULL ORDER BY path", (job["uid"],)).fetchall():
+            producer = None if remote else _producer(conn, art, row[-1])   # a URL is its own origin
             job["inputs"].append({"path": from_db_path(path), "hash": art,
                                   "made_by": producer[0] if producer else None})
             if producer:
@@ -138,15 +141,15 @@ def job_links(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
     """For a job's record: which job made each input, which jobs read each output."""
     seq = conn.execute("SELECT seq FROM jobs WHERE uid = ?", (uid,)).fetchone()[0]
     made_by = {}
-    for art, in conn.execute("SELECT artifact FROM job_files WHERE job = ? AND role = 'input'",
-                             (uid,)).fetchall():
-        producer = _producer(conn, art, seq)
+    for art, remote in conn.execute("SELECT artifact, remote FROM job_files WHERE job = ? AND role = 'input'",
+                                    (uid,)).fetchall():
+        producer = None if remote else _producer(conn, art, seq)
         made_by[art] = {"uid": producer[0], "step": _job(producer)["step"]} if producer else None
     read_by: dict[str, list[dict[str, str]]] = {}
     for art, consumer, step, kind in conn.execute(
             "SELECT o.artifact, j.uid, j.step, j.type FROM job_files o JOIN job_files i"
-            " ON i.artifact = o.artifact AND i.role = 'input' JOIN jobs j ON j.uid = i.job"
-            " WHERE o.job = ? AND o.role = 'output'"
+            " ON i.artifact = o.artifact AND i.role = 'input' AND i.remote = 0 JOIN jobs j ON j.uid = i.job"
+            " WHERE o.job = ? AND o.role = 'output' AND o.remote = 0"
             " AND j.seq > ? ORDER BY j.seq", (uid, seq)):
         read_by.setdefault(art, []).append({"uid": consumer, "step": step_name(step, kind)})
     return {"made_by": made_by, "read_by": read_by}

@@ -22,7 +22,7 @@ DB_NAME = "roar.db"
 FULL_BELOW_BYTES = 1 << 20   # free space under which a failing write is a full disk
 TREE_ALGORITHM = "roar-tree-v1"   # a composite's tree hash (docs/artifacts.md)
 
-FACTS_SQL = (
+FACTS_SQL_003 = (
     # the job's session and place in the workspace order, on each of its rows
     "UPDATE job_files SET (session_id, seq) = (SELECT session_id, seq FROM jobs WHERE uid = job_files.job)"
     " WHERE job IN (SELECT uid FROM jobs WHERE {where})",
@@ -44,8 +44,44 @@ FACTS_SQL = (
     " WHERE r.artifact = job_files.artifact AND r.role = 'input' AND r.seq > job_files.seq"
     " AND r.session_id = job_files.session_id AND r.composite IS NULL) WHERE role = 'output' AND {where}",
 )
+"""The facts as migration 003 computed them (before job_files.remote existed); frozen."""
+
+LOCAL = "remote = 0"
+"""A row that is a local file. A get's input (the URL it fetched) and a put's output (the
+copy it placed) are remote locations: a URL has no producer, and a remote copy is nobody's
+input's producer (docs/lineage-rules.md, "Transfers")."""
+
+PRODUCER = ("SELECT o.job FROM job_files o INDEXED BY job_files_artifact WHERE o.artifact = :artifact"
+            " AND o.role = 'output' AND o.remote = 0 AND o.seq < :seq {scope} ORDER BY o.seq DESC LIMIT 1")
+"""The one definition of an input's producer: the latest earlier job that wrote those bytes
+to a local file (as a file or a composite's member). The session facts scope it to the
+session (`{scope}`: AND o.session_id = ...); `roar show`'s lineage to the workspace."""
+
+FACTS_SQL = (
+    # the job's session and place in the workspace order, on each of its rows
+    "UPDATE job_files SET (session_id, seq) = (SELECT session_id, seq FROM jobs WHERE uid = job_files.job)"
+    " WHERE job IN (SELECT uid FROM jobs WHERE {where})",
+    # the last local write of each path in each session
+    "DELETE FROM path_writes WHERE {where}",
+    "INSERT OR REPLACE INTO path_writes SELECT session_id, path, job, seq, artifact FROM job_files"
+    " WHERE role = 'output' AND remote = 0 AND {where} ORDER BY seq",
+    # an input's producer (PRODUCER, within the session); a remote input has none
+    "UPDATE job_files SET producer = CASE WHEN remote = 0 THEN ("
+    + PRODUCER.format(scope="AND o.session_id = job_files.session_id").replace(
+        ":artifact", "job_files.artifact").replace(":seq", "job_files.seq") + ") END"
+    " WHERE role = 'input' AND composite IS NULL AND {where}",
+    # rewritten: a later job of the session wrote the path (of an output or a file input)
+    "UPDATE job_files SET rewritten = COALESCE(seq < (SELECT w.seq FROM path_writes w"
+    " WHERE w.session_id = job_files.session_id AND w.path = job_files.path), 0)"
+    " WHERE (role = 'output' OR composite IS NULL) AND {where}",
+    # read_later: a later job of the session read an output's bytes from a local file
+    "UPDATE job_files SET read_later = EXISTS (SELECT 1 FROM job_files r INDEXED BY job_files_artifact"
+    " WHERE r.artifact = job_files.artifact AND r.role = 'input' AND r.seq > job_files.seq"
+    " AND r.session_id = job_files.session_id AND r.composite IS NULL AND r.remote = 0)"
+    " WHERE role = 'output' AND {where}",
+)
 """How the session facts follow from the rows; `{where}` selects the sessions. Migration
-003 runs these on the whole index and refresh_facts on one session: change their meaning
+005 runs these on the whole index and refresh_facts on one session: change their meaning
 only with a new migration that runs them again. (INDEXED BY: without statistics SQLite
 may prefer job_files_session, and scan the rest of the session for every row.)"""
 
@@ -152,7 +188,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         DROP INDEX job_files_artifact;
         CREATE INDEX job_files_artifact ON job_files (artifact, role, seq);
-    """ + "".join(statement.format(where="1") + ";" for statement in FACTS_SQL) + """
+    """ + "".join(statement.format(where="1") + ";" for statement in FACTS_SQL_003) + """
         CREATE INDEX job_files_session ON job_files (session_id, seq, role, path) WHERE composite IS NULL;
         CREATE INDEX job_files_members ON job_files (session_id, role, seq) WHERE composite IS NOT NULL;
         CREATE INDEX job_files_producer ON job_files (producer) WHERE producer IS NOT NULL;
@@ -172,6 +208,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN cwd TEXT;
         CREATE INDEX jobs_same_step ON jobs (session_id, type, command, cwd, seq);
     """),
+    # remote locations: a get's inputs and a put's outputs are URLs and remote copies, not local
+    # files; they neither produce nor read local artifacts (docs/lineage-rules.md)
+    ("005_remote_locations", """
+        ALTER TABLE job_files ADD COLUMN remote INTEGER NOT NULL DEFAULT 0;
+        UPDATE job_files SET remote = 1
+            WHERE (role = 'input' AND job IN (SELECT uid FROM jobs WHERE type = 'get'))
+            OR (role = 'output' AND job IN (SELECT uid FROM jobs WHERE type = 'put'));
+    """ + "".join(statement.format(where="1") + ";" for statement in FACTS_SQL)),
 ]
 
 DERIVED_TABLES = ("path_writes", "label_events", "job_warnings", "job_files", "composite_members",
@@ -361,16 +405,19 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
          record.get("started_at"), record.get("ended_at"), seq, db_path(record.get("cwd") or "")),
     )
     rows = _file_rows(conn, record)
+    remote = remote_role(record["type"])
     conn.executemany(
         "INSERT OR REPLACE INTO job_files (job, role, path, artifact, size, composite, session_id, seq,"
-        " producer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " producer, remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(record["uid"], role, path, aid, size, comp, session, seq,
-          _producer(conn, session, aid, seq) if facts and role == "input" and comp is None else None)
+          _producer(conn, session, aid, seq) if facts and role == "input" and comp is None
+          and role != remote else None, int(role == remote))
          for role, path, aid, size, comp in rows])
     if facts and latest is not None and latest > seq:
         refresh_facts(conn, session)     # indexed out of order: later jobs' facts change too
     elif facts:
-        _advance_facts(conn, session, record["uid"], seq, rows)
+        _advance_facts(conn, session, record["uid"], seq,
+                       [r for r in rows if r[0] != remote])   # remote rows change no local fact
     conn.executemany("INSERT INTO job_warnings VALUES (?, ?)",
                      [(record["uid"], w) for w in record.get("warnings") or []])
     at = record.get("ended_at") or record.get("started_at") or 0
@@ -400,11 +447,16 @@ def _file_rows(conn: sqlite3.Connection, record: dict[str, Any]) -> list[tuple]:
     return rows
 
 
+def remote_role(job_type: str) -> str | None:
+    """Which rows of a job of this type are remote locations: a get's inputs (the URL it
+    fetched), a put's outputs (the copies it placed)."""
+    return {"get": "input", "put": "output"}.get(job_type)
+
+
 def _producer(conn: sqlite3.Connection, session: str, artifact: str, seq: int) -> str | None:
-    """The latest job of the session before `seq` that wrote `artifact` (as a file or member)."""
-    row = conn.execute("SELECT job FROM job_files INDEXED BY job_files_artifact WHERE artifact = ?"
-                       " AND role = 'output' AND session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-                       (artifact, session, seq)).fetchone()
+    """PRODUCER within the session."""
+    row = conn.execute(PRODUCER.format(scope="AND o.session_id = :session"),
+                       {"artifact": artifact, "seq": seq, "session": session}).fetchone()
     return row[0] if row else None
 
 

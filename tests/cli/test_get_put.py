@@ -242,3 +242,92 @@ def test_s3_missing_object_exits_7(s3_server, work):
     assert result.returncode == 7
     assert result.stderr == "roar: s3://bkt/none/such: no such object or prefix; check the URL\n"
     assert leftovers(work) == []
+
+
+# Lineage through get and put (docs/lineage-rules.md, "Transfers")
+
+def show(work, ref):
+    import json
+    result = roar(work, "show", "--json", ref)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def dag(work):
+    import json
+    result = roar(work, "dag", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_acyclic(graph):
+    edges: dict[str, set[str]] = {}
+    for edge in graph["edges"]:
+        if edge["role"] != "member":
+            edges.setdefault(edge["from"], set()).add(edge["to"])
+    done: set[str] = set()
+
+    def visit(node, path):
+        assert node not in path, f"cycle through {node}"
+        if node in done:
+            return
+        for nxt in edges.get(node, ()):
+            visit(nxt, path | {node})
+        done.add(node)
+
+    for node in list(edges):
+        visit(node, frozenset())
+
+
+def test_a_get_output_comes_from_that_jobs_url(server, tmp_path, work):
+    root, base = server
+    (root / "early.csv").write_bytes(b"same bytes\n")
+    remote = tmp_path / "srv"
+    remote.mkdir()
+    (remote / "remote.csv").write_bytes(b"same bytes\n")
+    assert roar(work, "get", f"{base}/early.csv", "early.csv").returncode == 0
+    assert roar(work, "get", str(remote / "remote.csv"), "plain.csv").returncode == 0
+    info = show(work, "plain.csv")
+    [latest] = [j for j in info["lineage"]["jobs"] if j["uid"] == info["lineage"]["made_by"]]
+    assert latest["command"].endswith("plain.csv")
+    assert [i["path"] for i in latest["inputs"]] == [f"file://{remote / 'remote.csv'}"]
+    assert all(i["made_by"] is None for i in latest["inputs"])
+    assert len(info["lineage"]["jobs"]) == 1
+    # same bytes, several origins: every one is listed
+    assert {str(work / "early.csv"), str(work / "plain.csv"), f"{base}/early.csv",
+            f"file://{remote / 'remote.csv'}"} == set(info["paths"])
+    lines = roar(work, "show", "plain.csv").stdout.splitlines()
+    tree = lines[lines.index("  lineage:") + 1:]
+    assert tree[0].startswith(f"    {work / 'plain.csv'}  ") and "(source)" in tree[1], lines
+    graph = dag(work)
+    assert_acyclic(graph)
+    urls = [n for n in graph["nodes"] if n["kind"] == "location"]
+    assert sorted(n["paths"] for n in urls) == sorted([[f"{base}/early.csv"],
+                                                       [f"file://{remote / 'remote.csv'}"]])
+
+
+def test_a_put_consumes_its_inputs_and_makes_no_local_artifact(tmp_path, work):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "metrics.json").write_text('{"acc": 1}\n')
+    (src / "model.json").write_text('{"w": 2}\n')
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    for name in ("metrics.json", "model.json"):
+        assert roar(work, "get", str(src / name), name).returncode == 0
+    put = roar(work, "put", "model.json", "metrics.json", str(dest))
+    assert put.returncode == 0, put.stderr
+    info = show(work, "metrics.json")
+    assert [j["type"] for j in info["produced_by"]] == ["get"]
+    assert [j["type"] for j in info["consumed_by"]] == ["put"]
+    assert [j["type"] for j in info["lineage"]["jobs"]] == ["get"]
+    paths = {i["path"] for j in info["lineage"]["jobs"] for i in j["inputs"]}
+    assert not any("model.json" in p for p in paths)
+    graph = dag(work)
+    assert_acyclic(graph)
+    put_node = next(n["id"] for n in graph["nodes"] if n.get("type") == "put")
+    made = {e["to"] for e in graph["edges"] if e["from"] == put_node}
+    assert made and all(m.startswith("location:") for m in made)
+    rebuilt = roar(work, "db", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert dag(work) == graph and show(work, "metrics.json")["lineage"] == info["lineage"]
