@@ -88,6 +88,25 @@ class CommandNotFound(RoarError):
     exit_code = 127
 
 
+class ReproduceRefused(RoarError):
+    """reproduce --run will not start: a source input missing or changed, a commit that
+    cannot be checked out, a distribution that cannot be installed, a --dir in use."""
+
+    exit_code = 9
+
+
+class StepFailed(RoarError):
+    """reproduce --run: a step exited non-zero or ran past --step-timeout."""
+
+    exit_code = 10
+
+
+class NotReproduced(RoarError):
+    """reproduce --verify: the requested artifact came out with other bytes (or not at all)."""
+
+    exit_code = 11
+
+
 ALL_ERRORS: tuple[type[RoarError], ...] = (
     RoarError,
     UsageError,
@@ -104,4 +123,7 @@ ALL_ERRORS: tuple[type[RoarError], ...] = (
     TracerError,
     CommandNotExecutable,
     CommandNotFound,
+    ReproduceRefused,
+    StepFailed,
+    NotReproduced,
 )

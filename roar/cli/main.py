@@ -61,14 +61,15 @@ SUMMARIES = {
     "db": "The workspace index (.roar/roar.db).",
     "doctor": "Say whether roar run will work here, and how to fix it.",
     "completion": "Print a shell completion script (bash or zsh).",
+    "reproduce": "Print the recipe that remakes an artifact; run and verify it.",
     "glaas": "Run and administer a GLaaS lineage server.",
 }
 
 
 def _register() -> None:
-    from roar.cli import dag, db, doctor, get, label, log, put, reset, run, show, status
+    from roar.cli import dag, db, doctor, get, label, log, put, reproduce, reset, run, show, status
 
-    for module in (run, show, get, put, status, dag, log, label, reset, db, doctor):
+    for module in (run, show, get, put, status, dag, log, label, reset, db, doctor, reproduce):
         module.register(app)
     for info in (*app.registered_commands, *app.registered_groups):
         name = info.name or (info.callback.__name__ if info.callback else None)

@@ -1,0 +1,170 @@
+"""`roar reproduce`: a real pipeline (build, get over HTTP, two runs) in a git repository,
+recorded with the real tracer and reproduced with `--run --verify` in a fresh directory."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from roar.errors import NotReproduced, ReproduceRefused, StepFailed
+
+pytestmark = pytest.mark.ebpf
+
+GEN = """import sys
+data, built, out = sys.argv[1:]
+rows = open(data).read().split()
+open(out, "w").write(open(built).read() + "\\n".join(sorted(rows, reverse=True)) + "\\n")
+"""
+
+
+def roar(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "roar", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "data.csv").write_text("b\na\nc\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def pipeline(tmp_path, server):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "gen.py").write_text(GEN)
+    (work / "src.txt").write_text("header\n")
+    git(work, "init", "-q")
+    git(work, "add", "gen.py", "src.txt")
+    git(work, "commit", "-q", "-m", "pipeline")
+    for args in (["build", "--", "/bin/cp", "src.txt", "built.txt"],
+                 ["get", f"{server}/data.csv", "data.csv"],
+                 ["run", "--", sys.executable, "gen.py", "data.csv", "built.txt", "out.txt"],
+                 ["run", "--", "/bin/sh", "-c", "sort out.txt > final.txt"]):
+        done = roar(work, *args)
+        assert done.returncode == 0, done.stderr
+    return work
+
+
+def test_recipe_lists_commit_steps_in_order_and_sources(pipeline):
+    done = roar(pipeline, "reproduce", "final.txt", "--json")
+    assert done.returncode == 0, done.stderr
+    recipe = json.loads(done.stdout)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pipeline, capture_output=True, text=True).stdout
+    assert recipe["git"]["commit"] == head.strip()
+    assert [s["step"] for s in recipe["steps"]] == ["@B1", "@1", "@2", "@3"]
+    assert recipe["steps"][1]["type"] == "get"
+    assert {s["path"] for s in recipe["sources"]} >= {str(pipeline / "gen.py"), str(pipeline / "src.txt")}
+    assert str(pipeline / "data.csv") not in {s["path"] for s in recipe["sources"]}
+
+
+def test_run_verify_reproduces_the_pipeline_bit_for_bit(pipeline, tmp_path):
+    out = tmp_path / "again"
+    done = roar(pipeline, "reproduce", "final.txt", "--run", "--verify", "--dir", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["@B1: identical", "@1: identical", "@2: identical", "@3: identical"]
+    assert (out / "final.txt").read_text() == (pipeline / "final.txt").read_text()
+    assert (out / ".roar").is_dir()    # the steps were recorded there, as a new session
+
+
+def test_a_step_that_writes_the_time_is_reported_as_differing(pipeline, tmp_path):
+    done = roar(pipeline, "run", "--", "/bin/sh", "-c", "date +%s%N > stamp.txt; cat final.txt >> stamp.txt")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "again"
+    done = roar(pipeline, "reproduce", "stamp.txt", "--run", "--verify", "--dir", str(out))
+    assert done.returncode == NotReproduced.exit_code, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:4] == ["@B1: identical", "@1: identical", "@2: identical", "@3: identical"]
+    assert lines[4] == "@4: differs"
+    assert lines[5].startswith(f"  differs: {out / 'stamp.txt'}  recorded ")
+    assert "first difference at byte" in lines[5]
+    assert done.stderr.endswith("was not reproduced bit for bit "
+                                f"(see the steps above; the reproduction is in {out})\n")
+
+
+def test_a_later_commit_does_not_matter_the_recorded_one_is_checked_out(pipeline, tmp_path):
+    (pipeline / "src.txt").write_text("other\n")
+    git(pipeline, "commit", "-q", "-am", "changed")
+    recipe = json.loads(roar(pipeline, "reproduce", "final.txt", "--json").stdout)
+    assert recipe["git"]["commit"]   # the recorded one, not the new HEAD
+    done = roar(pipeline, "reproduce", "final.txt", "--run", "--dir", str(tmp_path / "again"))
+    assert done.returncode == 0, done.stderr   # the recorded commit still has the recorded bytes
+
+
+def test_a_missing_commit_is_one_clear_line(pipeline, tmp_path):
+    git(pipeline, "commit", "-q", "--amend", "-m", "rewritten")
+    git(pipeline, "reflog", "expire", "--expire=now", "--all")
+    git(pipeline, "gc", "-q", "--prune=now")
+    done = roar(pipeline, "reproduce", "final.txt", "--run", "--dir", str(tmp_path / "again"))
+    assert done.returncode == ReproduceRefused.exit_code
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("roar: commit ") and "cannot be checked out from" in last
+
+
+def test_a_source_input_that_differs_names_the_file(pipeline, tmp_path):
+    (pipeline / "notes.txt").write_text("one\n")
+    assert roar(pipeline, "run", "--", "/bin/cp", "notes.txt", "notes.out").returncode == 0
+    (pipeline / "notes.txt").write_text("two\n")   # untracked: copied from the workspace, now other bytes
+    out = tmp_path / "again"
+    done = roar(pipeline, "reproduce", "notes.out", "--run", "--dir", str(out))
+    assert done.returncode == ReproduceRefused.exit_code
+    assert done.stderr.splitlines()[-1].startswith(
+        f"roar: source input {out / 'notes.txt'} has other content (recorded ")
+    assert done.stderr.endswith("restore it, or pass --allow-changed-inputs to go on\n")
+    assert roar(pipeline, "reproduce", "notes.out", "--run", "--dir", str(tmp_path / "b"),
+                "--allow-changed-inputs").returncode == 0
+
+
+def test_a_failing_step_is_named(pipeline, tmp_path):
+    (pipeline / "flag").write_text("x\n")
+    assert roar(pipeline, "run", "--", "/bin/sh", "-c", "cat flag final.txt > last.txt").returncode == 0
+    os.unlink(pipeline / "flag")
+    git(pipeline, "rm", "-q", "--cached", "--ignore-unmatch", "flag")
+    done = roar(pipeline, "reproduce", "last.txt", "--run", "--dir", str(tmp_path / "again"),
+                "--allow-changed-inputs")
+    assert done.returncode == StepFailed.exit_code, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "roar: step @4 (/bin/sh -c 'cat flag final.txt > last.txt') exited with 1: "
+        "fix it and rerun, or pass --keep-going")
+
+
+def test_options_of_run_without_run_are_refused(pipeline):
+    done = roar(pipeline, "reproduce", "final.txt", "--verify")
+    assert done.returncode == 2 and done.stderr.startswith("roar: --verify, --dir, ")
+
+
+def test_a_distribution_that_cannot_be_installed_is_one_line(pipeline, tmp_path):
+    from roar.record import job as jobrec
+
+    [path] = [p for p in (pipeline / ".roar" / "jobs").iterdir()
+              if jobrec.decode(p.read_bytes())["argv"][:2] == ["/bin/sh", "-c"]]
+    record = jobrec.decode(path.read_bytes())
+    record["context"]["packages"]["python"] = [{"exe": sys.executable, "version": None, "distributions": [
+        {"name": "roar-no-such-distribution", "version": "1.0", "site": "/nowhere", "files": 1}]}]
+    path.write_bytes(jobrec.encode(record))
+    env = {**os.environ, "PIP_NO_INDEX": "1"}
+    done = subprocess.run([sys.executable, "-m", "roar", "reproduce", "final.txt", "--run", "--dir",
+                           str(tmp_path / "again")], cwd=pipeline, capture_output=True, text=True, env=env)
+    assert done.returncode == ReproduceRefused.exit_code, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("roar: cannot install the recorded Python distributions "
+                           "(roar-no-such-distribution==1.0): ")
