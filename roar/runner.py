@@ -216,9 +216,12 @@ def _program_roles(files: FileSets, collector, workspace: Workspace) -> dict[str
     """{path: role} of the programs and libraries read that are context, not inputs (one
     query of the index for those a recorded job produced)."""
     from roar.record.context import programs
+    from roar.store import index
 
-    try:
-        conn = workspace.index()
+    try:   # read-only and without healing: a busy index must not hold the job up here
+        workspace._check_db_files()
+        conn = index.connect(workspace._db_open_path(), readonly=True, display=workspace.db_path)
+        conn.execute("PRAGMA busy_timeout = 0")
     except Exception:  # no index yet or unreadable: nothing was produced by a recorded job
         conn = None
     try:
