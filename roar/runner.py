@@ -246,25 +246,32 @@ def _add_programs(record: dict[str, Any], roles: dict[str, str], hashes: dict[st
                                                      Path(workspace.fd_path("cache")))
 
 
-def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Observed,
-                  hasher: _InputHasher, cache, roles: dict[str, str],
-                  program_hashes: dict[str, dict[str, str]]) -> dict[str, Any]:
-    from roar.artifacts.hashing import FileChanged, hash_file
-
-    files, collector = observed.files, observed.collector
-    dropped, truncated, seen_failed, untracked = observed.counters
-    started_at, ended_at, status = observed.started_at, observed.ended_at, observed.status
-    warnings: list[str] = []
+def _inputs(files: FileSets, hasher: _InputHasher, roles: dict[str, str],
+            program_hashes: dict[str, dict[str, str]], warnings: list[str]) -> list[dict[str, Any]]:
+    """The input entries; a program or library outside the lineage goes to program_hashes."""
     inputs = []
     for seen in files.inputs.values():
         hashes, size, warning = hasher.result(seen.path)
-        if seen.path in roles:   # a program or library outside the lineage: context.programs
+        if seen.path in roles:
             program_hashes[seen.path] = hashes or {}
             continue
         if warning:
             warnings.append(warning)
         if hashes is not None:
             inputs.append(_file_entry(seen, hashes, size, seen.read_by))
+    return inputs
+
+
+def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Observed,
+                  hasher: _InputHasher, cache, roles: dict[str, str] | None = None,
+                  program_hashes: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    from roar.artifacts.hashing import FileChanged, hash_file
+
+    files, collector = observed.files, observed.collector
+    dropped, truncated, seen_failed, untracked = observed.counters
+    started_at, ended_at, status = observed.started_at, observed.ended_at, observed.status
+    warnings: list[str] = []
+    inputs = _inputs(files, hasher, roles or {}, {} if program_hashes is None else program_hashes, warnings)
     outputs = []
     for seen in files.outputs():
         size, hashes = None, {}
