@@ -45,6 +45,8 @@ class HashCache:
         from roar.store import index
 
         self._conn = index.connect(db_path, check_same_thread=False, readonly=readonly)
+        # the cache is only an optimisation: a busy index must not hold a job's hashing up
+        self._conn.execute("PRAGMA busy_timeout = 50")
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
