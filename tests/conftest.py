@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REQUIRE_EBPF = os.environ.get("ROAR_REQUIRE_EBPF") == "1" or os.environ.get("CI") == "true"
-REQUIRED_MARKERS = ("ebpf", "root")
+REQUIRED_MARKERS = ("ebpf", "root", "glaas")   # glaas: its server packages and PostgreSQL
 # skip reasons that name a tool the CI machine has by construction (scripts/setup installs them)
 REQUIRED_TOOL_SKIP = re.compile(r"\b(bpftool|strace|gcc|cc|C compiler)\b")
 CI_SKIP_HEADER = "in CI a skipped root/eBPF test, or one skipped for a missing required tool, is a failure"

@@ -71,6 +71,9 @@ def _register() -> None:
 
     for module in (run, show, get, put, status, dag, log, label, reset, db, doctor, reproduce):
         module.register(app)
+    from roar.cli import glaas  # light: the server is imported by its commands only
+
+    glaas.register(app)
     for info in (*app.registered_commands, *app.registered_groups):
         name = info.name or (info.callback.__name__ if info.callback else None)
         if name in SUMMARIES:

@@ -1,0 +1,228 @@
+"""Registration sessions: staged writes that become one DAG, atomically, at finalize.
+
+Until finalize nothing of a session is in the lookup tables (it sits in `staged`), so an
+abandoned or interrupted registration leaves nothing half-visible. Finalize computes the
+DAG hash itself (roar.glaas.canonical) and writes the DAG, its jobs, artifacts and edges in
+one transaction; the same DAG finalized twice, by one process or several, is one DAG.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from roar.glaas.canonical import session_hash
+from roar.glaas.models import Dag, Job, Project, RegistrationSession, Staged
+from roar.glaas.store import writes
+from roar.glaas.store.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from roar.glaas.store.scope import Principal, can_see
+from roar.glaas.store.tokens import aware, now, sha256
+
+TTL = timedelta(hours=24)
+ANONYMOUS_MODE = "anonymous_public"
+
+
+def open_session(session: Session, who: Principal, mode: str | None, client_session_id: str | None) -> dict:
+    anonymous = who.anonymous   # a token holder registers as themselves; the scope comes at finalize
+    if anonymous and mode not in (None, ANONYMOUS_MODE):
+        raise Unauthorized(f"mode {mode!r} needs a token: log in, or register anonymously (public)")
+    token = "rst_" + secrets.token_urlsafe(24) if anonymous else None
+    row = RegistrationSession(id="rs_" + secrets.token_hex(12), token_sha256=sha256(token) if token else None,
+                              mode=ANONYMOUS_MODE if anonymous else "authenticated", user_id=who.user_id,
+                              project_id=who.project_id, client_session_id=client_session_id, status="open",
+                              created_at=now(), expires_at=now() + TTL)
+    session.add(row)
+    session.commit()
+    out = {"registration_session_id": row.id, "mode": row.mode, "created": True, "status": row.status,
+           "expires_at": row.expires_at.isoformat()}
+    if token:
+        out["registration_session_token"] = token
+    return out
+
+
+def authorize(session: Session, rs_id: str, who: Principal, rs_token: str | None) -> RegistrationSession:
+    """The registration session, if this caller is the one that opened it."""
+    row = session.get(RegistrationSession, rs_id)
+    if row is None:
+        raise NotFound(f"no registration session {rs_id}: start one with POST /registration-sessions")
+    if row.mode == ANONYMOUS_MODE:
+        if rs_token is None:
+            raise Unauthorized("this registration session needs its token: "
+                               "Authorization: RegistrationSession <registration_session_token>")
+        if not secrets.compare_digest(sha256(rs_token), row.token_sha256 or ""):
+            raise Forbidden("wrong registration session token")
+    elif who.anonymous:
+        raise Unauthorized("this registration session was opened with a token: send it as Bearer")
+    elif who.user_id != row.user_id:
+        raise Forbidden("this registration session belongs to another user")
+    return row
+
+
+def _open(row: RegistrationSession) -> RegistrationSession:
+    if row.status != "open":
+        raise Conflict(f"registration session {row.id} is already finalized: start a new one")
+    if aware(row.expires_at) < now():
+        raise Conflict(f"registration session {row.id} expired: start a new one")
+    return row
+
+
+def _stage(session: Session, row: RegistrationSession, kind: str, key: str, body: dict) -> bool:
+    """Stage one item (a later copy replaces an earlier one); True if it is new."""
+    existing = session.scalar(select(Staged).where(Staged.session_id == row.id, Staged.kind == kind,
+                                                   Staged.key == key))
+    if existing is not None:
+        existing.body = json.dumps(body)
+        return False
+    writes.insert_ignore(session, Staged, {"session_id": row.id, "kind": kind, "key": key,
+                                           "body": json.dumps(body)}, ["session_id", "kind", "key"])
+    return True
+
+
+def stage_jobs(session: Session, row: RegistrationSession, who: Principal, jobs: list[dict]) -> dict:
+    _open(row)
+    uids = [j["job_uid"] for j in jobs]
+    known = dict(session.execute(select(Job.job_uid, Dag).join(Dag, Dag.id == Job.dag_id)
+                                 .where(Job.job_uid.in_(uids))).all())
+    errors: list[str | None] = []   # aligned with jobs: a non-empty entry fails that job
+    seen_hashes: list[str] = []     # finalized DAGs (visible to the caller) that hold these jobs
+    created = restaged = 0
+    for job in jobs:
+        dag_row = known.get(job["job_uid"])
+        errors.append(None)
+        if dag_row is None:
+            new = _stage(session, row, "job", job["job_uid"], job)
+            created += new
+            restaged += not new
+        elif can_see(who, dag_row):
+            if dag_row.hash not in seen_hashes:
+                seen_hashes.append(dag_row.hash)
+        else:
+            errors[-1] = f"job {job['job_uid']} already belongs to another DAG"
+    session.commit()
+    return {"job_ids": [None if e else u for u, e in zip(uids, errors, strict=True)], "errors": errors,
+            "created_count": created, "existing_count": restaged,
+            "already_registered_session_hashes": seen_hashes, "existing_binding_prepared": False}
+
+
+def stage_artifacts(session: Session, row: RegistrationSession, artifacts: list[dict]) -> dict:
+    _open(row)
+    created = sum(_stage(session, row, "artifact", writes.primary_digest(a["hashes"]), a) for a in artifacts)
+    session.commit()
+    return {"created": created, "updated": len(artifacts) - created, "errors": 0}
+
+
+def stage_composite(session: Session, row: RegistrationSession, composite: dict) -> dict:
+    _open(row)
+    created = _stage(session, row, "artifact", composite["hash"], composite)
+    session.commit()
+    return {"artifact_id": composite["hash"], "created": created}
+
+
+def stage_edges(session: Session, row: RegistrationSession, job_uid: str, direction: str,
+                edges: list[dict]) -> int:
+    _open(row)
+    if session.scalar(select(Staged.id).where(Staged.session_id == row.id, Staged.kind == "job",
+                                              Staged.key == job_uid)) is None:
+        raise NotFound(f"job {job_uid} is not in this registration session: send it with jobs/batch first")
+    for e in edges:
+        _stage(session, row, direction, f"{job_uid}:{e['hash']}", {**e, "job_uid": job_uid})
+    session.commit()
+    return len(edges)
+
+
+def _staged(session: Session, row: RegistrationSession) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {"job": [], "artifact": [], "in": [], "out": []}
+    for kind, body in session.execute(select(Staged.kind, Staged.body).where(Staged.session_id == row.id)
+                                      .order_by(Staged.id)):
+        out[kind].append(json.loads(body))
+    return out
+
+
+def _scope(session: Session, row: RegistrationSession, who: Principal, request: dict | None) -> dict:
+    """owner, project and visibility of the DAG this session will publish."""
+    if row.mode == ANONYMOUS_MODE:
+        return {"owner_user_id": None, "project_id": None, "visibility": "public"}
+    request = request or {}
+    visibility = request.get("visibility") or "private"
+    project_id = who.project_id
+    wanted = request.get("project_id")
+    if wanted is not None:
+        project = session.scalar(select(Project).where(Project.slug == str(wanted))) or (
+            session.get(Project, int(wanted)) if str(wanted).isdigit() else None)
+        if project is None or project.id not in who.member_of:
+            raise Forbidden(f"project {wanted!r}: not a project of this token's user")
+        project_id = project.id
+    return {"owner_user_id": who.user_id, "project_id": project_id, "visibility": visibility}
+
+
+def _lineage_jobs(staged: dict[str, list[dict]]) -> list[dict]:
+    steps = {j["job_uid"]: j["step_number"] for j in staged["job"]}
+    edges: dict[tuple[str, str], list[dict]] = {}
+    for direction in ("in", "out"):
+        for e in staged[direction]:
+            edges.setdefault((e["job_uid"], direction), []).append(e)
+    return [{**j, "parent_step_number": steps.get(j.get("parent_job_uid")),
+             "inputs": edges.get((j["job_uid"], "in"), []), "outputs": edges.get((j["job_uid"], "out"), [])}
+            for j in staged["job"]]
+
+
+def _check_expected(staged: dict[str, list[dict]], expected: dict | None) -> None:
+    if not expected:
+        return
+    have = {"jobs": len(staged["job"]), "inputs": len(staged["in"]), "outputs": len(staged["out"])}
+    wrong = {k: (v, have[k]) for k, v in expected.items() if k in have and v is not None and v != have[k]}
+    if wrong:
+        detail = ", ".join(f"{k}: expected {want}, staged {got}" for k, (want, got) in wrong.items())
+        raise BadRequest(f"Staged lineage counts did not match ({detail}): send the missing items, then "
+                         "finalize again")
+
+
+def finalize(session: Session, row: RegistrationSession, who: Principal, body: dict, base_url: str) -> dict:
+    if row.status == "finalized":
+        dag_row = session.get(Dag, row.dag_id)
+        return receipt(dag_row, base_url, created=False, mode=row.mode)
+    _open(row)
+    staged = _staged(session, row)
+    if not staged["job"]:
+        raise BadRequest("nothing to finalize: send the jobs (jobs/batch) first")
+    _check_expected(staged, body.get("expected"))
+    jobs = _lineage_jobs(staged)
+    identity = "anonymous" if row.mode == ANONYMOUS_MODE else who.creator_identity
+    git = {"repo": body.get("git_repo"), "commit": body.get("git_commit"), "branch": body.get("git_branch")}
+    digest = session_hash(identity, git, jobs)
+    dag_row, created = writes.dag(session, {
+        "hash": digest, "git_repo": (git["repo"] or "").strip() or None, "git_commit": git["commit"],
+        "git_branch": git["branch"], "creator_identity": identity, "legacy": False,
+        **_scope(session, row, who, body.get("scope_request"))})
+    if created:
+        _publish(session, dag_row, staged, jobs)
+    row.status, row.dag_id = "finalized", dag_row.id
+    session.execute(delete(Staged).where(Staged.session_id == row.id))
+    session.commit()
+    return receipt(dag_row, base_url, created=created, mode=row.mode)
+
+
+def _publish(session: Session, dag_row: Dag, staged: dict[str, list[dict]], jobs: list[dict]) -> None:
+    for artifact in staged["artifact"]:
+        writes.dag_artifact(session, dag_row, artifact)
+    for job in jobs:
+        job_row = writes.job(session, dag_row, job)
+        for direction, key in (("in", "inputs"), ("out", "outputs")):
+            for e in job[key]:
+                writes.edge(session, job_row, direction, e["hash"], e.get("path"))
+
+
+def receipt(dag_row: Dag, base_url: str, created: bool, mode: str) -> dict:
+    url = f"{base_url.rstrip('/')}/dag/{dag_row.hash}"
+    return {"published_session_hash": dag_row.hash, "session_hash": dag_row.hash, "hash": dag_row.hash,
+            "published_url": url, "url": url, "status": "finalized", "mode": mode, "created": created}
+
+
+def finalized_dag(session: Session, row: RegistrationSession) -> Dag:
+    if row.status != "finalized" or row.dag_id is None:
+        raise Conflict("labels come after finalize: finalize this registration session first")
+    return session.get(Dag, row.dag_id)
