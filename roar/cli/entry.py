@@ -21,7 +21,7 @@ TRACING_VERBS = ("run", "build")
 def main() -> NoReturn:
     _standard_fds()
     verb = sys.argv[1] if len(sys.argv) > 1 else ""
-    if verb in TRACING_VERBS:
+    if verb in TRACING_VERBS and not _reruns():
         from roar.tracer import preload
 
         preload.start()
@@ -43,8 +43,8 @@ def _dispatch(verb: str) -> int:
         from roar.cli import runargs
 
         parsed = runargs.parse_fast(sys.argv[2:])
-        if parsed is not None:
-            return runargs.execute(verb, **parsed)   # drops to the user once the tracer is attached
+        if parsed is not None:   # drops to the user once the tracer is attached
+            return runargs.execute(verb, **parsed, rerun=runargs.reruns(sys.argv[2:]))
     # no other verb but doctor (which loads the tracer and touches no file of the user's)
     # needs root: under sudo, become the invoking user before anything else
     user = privilege.invoking_user()
@@ -54,6 +54,14 @@ def _dispatch(verb: str) -> int:
 
     app()   # exits through SystemExit
     return 0
+
+
+def _reruns() -> bool:
+    """`roar run @N`: the job is looked up as the invoking user first, and a change of
+    ids must not meet the preload thread loading the object as root."""
+    from roar.cli import runargs
+
+    return runargs.reruns(sys.argv[2:])
 
 
 def _standard_fds() -> None:

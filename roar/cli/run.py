@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
                 verbose: bool = _OPT["verbose"], quiet: bool = _OPT["quiet"]) -> None:
         """Run CMD under the eBPF tracer (needs root: `sudo roar run ...`) and record it as a job.
 
-        Exits with the command's own status (128+N when killed by signal N)."""
+        `roar run @N` (or a job uid) runs a recorded job's command again in its recorded working
+        directory (`roar run -- @N` runs a command named @N). Exits with the command's own status
+        (128+N when killed by signal N)."""
         raise typer.Exit(runargs.execute("run", command or [], ring_buffer, hashes, verbose, quiet, labels))
 
     @app.command("build", context_settings=CONTEXT)

@@ -6,6 +6,9 @@ it. So entry.py parses the common form here, `roar run [-q] [-v]
 `--help` to the Typer app in run.py, which declares the same options from
 OPTIONS. A test checks that both
 parsers agree.
+
+`roar run [OPTIONS] @N` (or a job uid) with no `--` re-runs a recorded job
+(roar.reproduce.rerun).
 """
 
 from __future__ import annotations
@@ -28,28 +31,52 @@ OPTIONS: list[tuple[tuple[str, ...], str, bool, Any, str]] = [
 
 def parse_fast(args: list[str]) -> dict[str, Any] | None:
     """The parameters of a run/build invocation, or None (help) to let Typer answer."""
+    return _parse(args)[0]
+
+
+def reruns(args: list[str]) -> bool:
+    """The invocation names a recorded job to run again: one argument after the options,
+    `@N`, `@BN` or a job uid, and no `--` before it (which makes it a command name)."""
+    try:
+        params, dashed = _parse(args)
+    except UsageError:
+        return False
+    return (params is not None and not dashed and len(params["command"]) == 1
+            and names_a_job(params["command"][0]))
+
+
+def names_a_job(arg: str) -> bool:
+    """`@N`, `@BN` or a whole job uid (16 hex digits, roar.record.job). Plain string tests:
+    this runs before the BPF preload starts, so it imports nothing."""
+    return arg.startswith("@") or (len(arg) == 16 and all(c in "0123456789abcdef" for c in arg))
+
+
+def _parse(args: list[str]) -> tuple[dict[str, Any] | None, bool]:
+    """(parameters or None for help, whether `--` ended the options)."""
     by_name = {name: spec for spec in OPTIONS for name in spec[0]}
     params: dict[str, Any] = {spec[1]: (list(spec[3]) if isinstance(spec[3], list) else spec[3])
                               for spec in OPTIONS}
     i = 0
+    dashed = False
     while i < len(args):
         arg = args[i]
         if arg == "--":
             i += 1
+            dashed = True
             break
         if not arg.startswith("-") or arg == "-":
             break
         name, eq, value = arg.partition("=")
         spec = by_name.get(name)
         if name in ("-h", "--help"):
-            return None
+            return None, dashed
         if spec is None or (eq and not spec[2]):
             raise UsageError(f"unknown option {arg} for roar run; put `--` before a command "
                              "whose name starts with '-'")
         if spec[2]:
             if not eq:
                 if i + 1 >= len(args):
-                    return None
+                    return None, dashed
                 i += 1
                 value = args[i]
             if isinstance(params[spec[1]], list):
@@ -60,7 +87,7 @@ def parse_fast(args: list[str]) -> dict[str, Any] | None:
             params[spec[1]] = True
         i += 1
     params["command"] = args[i:]
-    return params
+    return params, dashed
 
 
 def parse_size(text: str) -> int:
@@ -92,6 +119,27 @@ def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(["blake3", *names]))
 
 
+def _again(ref: str, options: Any, quiet: bool) -> list[str]:
+    """The recorded job's argv, with options and the process's cwd set for it."""
+    import shlex
+
+    from roar.cli.entry import say
+    from roar.cli.printable import printable
+    from roar.reproduce import rerun
+    from roar.tracer.loader import preflight
+
+    preflight()   # as a plain run: without the privileges nothing else matters
+    again = rerun.prepare(ref)
+    options.kind = again.kind
+    options.labels[rerun.LABEL] = again.uid
+    for note in again.notes:
+        say(f"roar: {printable(note)}\n")
+    if not quiet:
+        say(f"roar: re-running {again.step} {again.uid} in {printable(again.cwd)}: "
+            f"{printable(shlex.join(again.argv))}\n")
+    return again.argv
+
+
 def summary(record: dict[str, Any]) -> str:
     from roar.cli.printable import printable
     from roar.lineage.refs import step_name
@@ -108,8 +156,9 @@ def summary(record: dict[str, Any]) -> str:
 
 
 def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], verbose: bool,
-            quiet: bool, labels: list[str] | None = None) -> int:
-    """Trace and record; print the summary; the command's exit status."""
+            quiet: bool, labels: list[str] | None = None, rerun: bool = False) -> int:
+    """Trace and record; print the summary; the command's exit status. With `rerun`,
+    command is the one ref of the job to run again."""
     from roar.cli.entry import say
     from roar.runner import RunOptions, run_job
     from roar.store.labels import parse_assignments
@@ -117,6 +166,8 @@ def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], 
     options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
                          hash_algorithms=hash_algorithms(hashes),
                          labels=parse_assignments(labels) if labels else {})
+    if rerun:
+        command = _again(command[0], options, quiet)
     result = run_job(list(command), options)
     if not quiet or result.record["warnings"]:
         say(summary(result.record) + "\n")    # a closed or broken stderr must not change the status
