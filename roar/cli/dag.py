@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         output: Optional[str] = typer.Option(None, "--output", "-o", help="Write to this file."),
         session: Optional[str] = typer.Option(None, "--session", help="session:N or session:ID "
                                               "(default: the current session)."),
+        remote: Optional[str] = typer.Option(None, "--remote", metavar="HASH", help="A registered session "
+                                             "(or artifact) on the GLaaS server, drawn the same way."),
     ) -> None:
         """The session's jobs and artifacts and which job fed which; stale outputs are marked."""
         from roar.errors import UsageError
@@ -28,6 +30,13 @@ def register(app: typer.Typer) -> None:
         fmt = "json" if as_json else fmt
         if fmt not in dagformat.FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(dagformat.FORMATS)}")
+        if remote is not None:
+            if session:
+                raise UsageError("--remote and --session name two DAGs: give one of them")
+            from roar.cli.register import dag_remote
+
+            dag_remote(remote, fmt, output)
+            return
         if fmt == "json":
             _write_json(session, output)
             return

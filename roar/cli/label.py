@@ -1,4 +1,5 @@
-"""`roar label set|show|unset`: key=value labels on a session, job or artifact."""
+"""`roar label set|show|unset|push|pull`: key=value labels on a session, job or artifact,
+and their sync with the DAG a registration made (roar.remote.labels)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,19 @@ def register(app: typer.Typer) -> None:
                 for c in changes) or "no label changes")
         else:
             emit_text("\n".join(f"{k}={v}" for k, v in sorted(current.items())) or "no labels")
+
+    anonymous = typer.Option(False, "--anonymous", help="The DAG registered with --anonymous.")
+
+    @label.command("push")
+    def push_cmd(ref: str = REF, anonymous: bool = anonymous) -> None:
+        """Send the labels of REF's registered lineage (`roar register REF`) to the GLaaS server."""
+        from roar.cli.register import sync_labels
+
+        sync_labels(ref, "push", anonymous)
+
+    @label.command("pull")
+    def pull_cmd(ref: str = REF, anonymous: bool = anonymous) -> None:
+        """Make the local labels of REF's registered lineage those of the GLaaS server."""
+        from roar.cli.register import sync_labels
+
+        sync_labels(ref, "pull", anonymous)

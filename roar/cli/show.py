@@ -11,9 +11,16 @@ REF_HELP = "@N (step), a job uid, an artifact hash or unique prefix, a path, or 
 
 def register(app: typer.Typer) -> None:
     @app.command("show")
-    def show_cmd(ref: str = typer.Argument(..., help=REF_HELP), as_json: bool = JSON) -> None:
+    def show_cmd(ref: str = typer.Argument(..., help=REF_HELP), as_json: bool = JSON,
+                 remote: bool = typer.Option(False, "--remote", help="Ask the GLaaS server (roar login), "
+                                             "as a hash not found here does anyway.")) -> None:
         """Show a recorded job (command, times, exit, files, processes, context, labels), an artifact
         (hashes, size, paths, producer and consumer jobs, lineage) or a session."""
+        if remote or _registered_elsewhere(ref):
+            from roar.cli.register import show_remote
+
+            show_remote(ref, as_json)
+            return
         from roar.cli import render
         from roar.lineage import queries, refs
         from roar.lineage.status import session_summary
@@ -54,3 +61,26 @@ def register(app: typer.Typer) -> None:
                     emit_text(render.session_text(printable_data(summary)))
         finally:
             conn.close()
+
+
+def _registered_elsewhere(ref: str) -> bool:
+    """A hash this workspace does not know (or no workspace here), with a server to ask."""
+    from roar.errors import NotAWorkspace, RefNotFound
+    from roar.remote import config, lookup
+
+    if not lookup.looks_remote(ref) or not config.load().url:
+        return False
+    from roar.lineage import refs
+    from roar.store.workspace import Workspace
+
+    try:
+        conn = Workspace.find().index()
+    except NotAWorkspace:
+        return True
+    try:
+        refs.resolve(conn, ref)
+    except RefNotFound:
+        return True
+    finally:
+        conn.close()
+    return False
