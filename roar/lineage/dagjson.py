@@ -2,10 +2,10 @@
 index rows (docs/json.md), without building the graph as objects first.
 
 The shape is that of roar.lineage.dagformat for the other formats: {"session",
-"nodes": [jobs in order, then artifacts in order of first appearance], "edges",
-"job_edges"}. One pass over the session's file rows (in job order) writes the
-edges and keeps, per artifact, only what its node needs (size, whether a job of
-the session made it, its paths as JSON text).
+"nodes": [jobs in order, then artifact versions in order of first appearance],
+"edges", "job_edges"}. One pass over the session's file rows (in job order) writes
+the edges and keeps, per artifact version (roar.lineage.dag), only what its node
+needs (size, the job that made it, its paths as JSON text).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import json
 import sqlite3
 from typing import IO
 
-from roar.lineage.facts import composites, member_of, stale_outputs
+from roar.lineage.dag import location_key, version_key
+from roar.lineage.facts import composites, member_of
 from roar.lineage.refs import step_name as name
 
 _quote = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring   # C: ~10x json.dumps
@@ -44,24 +45,23 @@ def write(conn: sqlite3.Connection, session_id: str | None, stale: dict[str, lis
             for uid, step, kind, command, status, code in conn.execute(
                 "SELECT uid, step, type, command, status, exit_code FROM jobs WHERE session_id = ?"
                 " ORDER BY seq", (session_id,))]
-    edges, fed, artifacts, locations = _edges(conn, session_id)
-    made_stale = stale_outputs(conn, session_id, stale)
+    edges, fed, versions = _edges(conn, session_id)
     kinds = composites(conn, session_id)
-    nodes = [f'{{"id": "artifact:{art}", "kind": "{"composite" if art in kinds else "file"}", '
-             f'"hash": "{art}", '
-             f'"size": {"null" if size is None else int(size)}, '
-             f'"paths": [{path if more is None else ", ".join([path, *more])}], '
-             f'"source": {"false" if made else "true"}, "stale": {"true" if art in made_stale else "false"}}}'
-             for art, (size, made, path, more) in artifacts.items()]
-    nodes += [f'{{"id": {_quote("location:" + path)}, "kind": "location", "hash": "{art}", '
-              f'"size": {"null" if size is None else int(size)}, "paths": [{_quote(path)}], '
-              f'"source": {"false" if made else "true"}, "stale": false}}'
-              for path, (size, art, made) in locations.items()]
+    members = member_of(conn, session_id)
+    nodes = []
+    for node_id, (art, size, producer, path, more, location) in versions.items():
+        kind = "location" if location else "composite" if art in kinds else "file"
+        nodes.append(f'{{"id": {node_id}, "kind": "{kind}", "hash": "{art}", '
+                     f'"producer": {"null" if producer is None else _quote(producer)}, '
+                     f'"size": {"null" if size is None else int(size)}, '
+                     f'"paths": [{path if more is None else ", ".join([path, *more])}], '
+                     f'"source": {"true" if producer is None else "false"}, '
+                     f'"stale": {"true" if producer in stale else "false"}}}')
+        comp = None if location else members.get((art, producer))
+        if comp is not None:
+            edges.append(f'{{"from": "artifact:{comp}@{producer}", "to": {node_id}, "role": "member"}}')
     _write_lines(out, jobs + nodes)
     del jobs, nodes
-    members = member_of(conn, session_id)
-    edges += [f'{{"from": "artifact:{members[art]}", "to": "artifact:{art}", "role": "member"}}'
-              for art in artifacts if art in members]
     out.write('\n],\n"edges": [\n')
     _write_lines(out, edges)
     out.write('\n],\n"job_edges": [\n')
@@ -69,51 +69,43 @@ def write(conn: sqlite3.Connection, session_id: str | None, stale: dict[str, lis
     out.write("\n]}\n")
 
 
-def _edges(conn: sqlite3.Connection, session_id: str) -> tuple[list[str], list[str], dict[str, list],
-                                                              dict[str, tuple]]:
-    """(edge lines, job-edge lines, {artifact: [size, made in the session, first path as
-    JSON, the other paths or None]}, {remote location: (size, artifact, made by a put)}), in
-    one pass over the rows in job order. A get's URL and a put's copy are location nodes of
-    their own, never the local artifact with the same bytes: so the graph has no cycle."""
+def _edges(conn: sqlite3.Connection, session_id: str) -> tuple[list[str], list[str], dict[str, list]]:
+    """(edge lines, job-edge lines, {node id as JSON: [artifact, size, the job that made this
+    version or None, first path as JSON, the other paths or None, a remote location]}), in one
+    pass over the rows in job order. A node is one version of an artifact (roar.lineage.dag:
+    HASH, HASH@UID, location:URL, location:URL@UID): an input is the version its producer
+    made, an output the version its job made, so every edge goes forward in job order."""
     edges: list[str] = []
     fed: list[str] = []
     fed_seen: set[tuple[str, str]] = set()
-    artifacts: dict[str, list] = {}
-    locations: dict[str, tuple] = {}
+    versions: dict[str, list] = {}
     quote = _quote
     for uid, is_input, path, art, size, producer, remote in conn.execute(
             "SELECT job, role = 'input', path, artifact, size, producer, remote FROM job_files"
             " WHERE session_id = ? AND composite IS NULL ORDER BY seq, role, path", (session_id,)):
-        if remote:
-            path = path if path.__class__ is str else path.decode("utf-8", "replace")
-            ends = (quote("location:" + path), f'"job:{uid}"')
-            edges.append(f'{{"from": {ends[not is_input]}, "to": {ends[is_input]}, "path": {quote(path)}, '
-                         f'"role": "{"input" if is_input else "output"}"}}')
-            made = not is_input or locations.get(path, (0, 0, False))[2]
-            locations[path] = (size, art, made)
-            continue
+        made_by = None if is_input and remote else producer if is_input else uid
         quoted = quote(path) if path.__class__ is str else _path(path)
-        if is_input:
-            edges.append(f'{{"from": "artifact:{art}", "to": "job:{uid}", "path": {quoted}, '
-                         '"role": "input"}')
-            if producer and (uid, art) not in fed_seen:
-                fed_seen.add((uid, art))
-                fed.append(f'{{"from": "job:{producer}", "to": "job:{uid}", "artifact": "{art}"}}')
+        if remote:
+            shown = path if path.__class__ is str else path.decode("utf-8", "replace")
+            node_id = quote(location_key(shown, made_by))
         else:
-            edges.append(f'{{"from": "job:{uid}", "to": "artifact:{art}", "path": {quoted}, '
-                         '"role": "output"}')
-        node = artifacts.get(art)
+            node_id = f'"artifact:{version_key(art, made_by)}"'
+        if is_input:
+            edges.append(f'{{"from": {node_id}, "to": "job:{uid}", "path": {quoted}, "role": "input"}}')
+            if made_by and (uid, art) not in fed_seen:
+                fed_seen.add((uid, art))
+                fed.append(f'{{"from": "job:{made_by}", "to": "job:{uid}", "artifact": "{art}"}}')
+        else:
+            edges.append(f'{{"from": "job:{uid}", "to": {node_id}, "path": {quoted}, "role": "output"}}')
+        node = versions.get(node_id)
         if node is None:
-            artifacts[art] = [size, not is_input, quoted, None]
-            continue
-        if not is_input:
-            node[1] = True
-        if quoted != node[2]:
-            if node[3] is None:
-                node[3] = [quoted]
-            elif quoted not in node[3]:
-                node[3].append(quoted)
-    return edges, fed, artifacts, locations
+            versions[node_id] = [art, size, made_by, quoted, None, bool(remote)]
+        elif quoted != node[3]:
+            if node[4] is None:
+                node[4] = [quoted]
+            elif quoted not in node[4]:
+                node[4].append(quoted)
+    return edges, fed, versions
 
 
 def _write_lines(out: IO[str], lines: list[str]) -> None:

@@ -148,13 +148,14 @@ def composites(conn: sqlite3.Connection, session_id: str) -> set[str]:
         " AND composite IS NOT NULL", (session_id, role))}
 
 
-def member_of(conn: sqlite3.Connection, session_id: str) -> dict[str, str]:
-    """{member artifact: the first composite output of the session it is a member of}."""
-    found: dict[str, str] = {}
-    for art, comp in conn.execute(
-            "SELECT artifact, composite FROM job_files WHERE session_id = ? AND role = 'output'"
+def member_of(conn: sqlite3.Connection, session_id: str) -> dict[tuple[str, str], str]:
+    """{(member artifact, job): the composite output of that job it is a member of}: the
+    composite version a member version belongs to (roar.lineage.dag)."""
+    found: dict[tuple[str, str], str] = {}
+    for art, job, comp in conn.execute(
+            "SELECT artifact, job, composite FROM job_files WHERE session_id = ? AND role = 'output'"
             " AND composite IS NOT NULL ORDER BY seq", (session_id,)):
-        found.setdefault(art, comp)
+        found.setdefault((art, job), comp)
     return found
 
 
