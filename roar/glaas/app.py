@@ -92,6 +92,9 @@ def create_app(engine, max_body: int = MAX_BODY) -> FastAPI:
     app.state.sessions = sessionmaker_for(engine)
     for module in (health, auth, registration, legacy, artifacts, sessions, labels):
         app.include_router(module.router, prefix=PREFIX)
+    from roar.glaas import web
+
+    web.mount(app)   # the web pages (docs/web.md), outside /api/v1
 
     @app.exception_handler(StoreError)
     async def _store(_request: Request, exc: StoreError):

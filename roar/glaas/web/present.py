@@ -1,0 +1,271 @@
+"""What the web pages show of a stored record, read defensively: every field was sent by a
+client and may be missing, of the wrong type or hostile. Nothing here raises on odd input;
+a part the record does not hold is None, and the page says "not recorded".
+
+Two metadata shapes are understood (docs/web.md): roar-cli's (`runtime`, `packages.pip`,
+`git.remote_url`, ...) and roar's own job record (`context.machine`, `context.packages`,
+`context.git`, `env_read`, `processes`), at the top level of the metadata or under `context`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from roar.record.context.redact import REDACTED, is_secret_name, scrub_value
+
+MAX_ITEMS = 500   # a list longer than this is cut, with a count of the rest
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+# host -> how a commit is linked there (owner/repo is appended, then this, then the sha)
+FORGES = {"github.com": "/commit/", "gitlab.com": "/-/commit/", "codeberg.org": "/commit/",
+          "bitbucket.org": "/commits/"}
+_REMOTE = re.compile(r"^(?:https?://(?:[^/@]*@)?|ssh://(?:[^/@]*@)?|git@)"
+                     r"(?P<host>[A-Za-z0-9.-]+)(?::\d+)?[:/](?P<path>[A-Za-z0-9._-]+/[A-Za-z0-9._/-]+?)"
+                     r"(?:\.git)?/?$")
+
+
+def json_obj(text: str | None):
+    """A stored JSON text as a value; None when absent or not JSON."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def d(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def s(value) -> str | None:
+    """A scalar as text; None for what is not one."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def when(ts) -> str | None:
+    try:
+        return datetime.fromtimestamp(float(ts), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def at(value) -> str | None:
+    """A stored datetime (naive from SQLite: it was written in UTC)."""
+    if not isinstance(value, datetime):
+        return None
+    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_when(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return text
+
+
+def duration(seconds) -> str | None:
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return None
+    if value != value or value < 0:
+        return None
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 120:
+        return f"{value:.2f} s"
+    minutes, sec = divmod(int(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {sec:02d} s"
+
+
+def size(n) -> str | None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return None
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
+def commit_url(remote: str | None, commit: str | None) -> str | None:
+    """A link to the commit on a known forge, else None (never a URL built from other input)."""
+    if not remote or not commit or not _SHA.match(commit.lower()):
+        return None
+    found = _REMOTE.match(remote.strip())
+    if not found or found.group("host").lower() not in FORGES:
+        return None
+    host = found.group("host").lower()
+    return f"https://{host}/{quote(found.group('path'))}{FORGES[host]}{commit.lower()}"
+
+
+def _context(meta: dict) -> dict:
+    return d(meta.get("context"))
+
+
+def machine(meta: dict) -> list[tuple[str, str]] | None:
+    """(what, value) rows of the machine a job ran on."""
+    runtime, mach = d(meta.get("runtime")), d(_context(meta).get("machine") or meta.get("machine"))
+    rows: list[tuple[str, str | None]] = []
+    if mach:
+        os_ = d(mach.get("os"))
+        cpu = d(mach.get("cpu"))
+        mem = mach.get("memory_bytes")
+        rows += [("host", s(mach.get("hostname"))),
+                 ("OS", s(os_.get("pretty_name")) or s(os_.get("name"))),
+                 ("kernel", " ".join(x for x in (s(mach.get("kernel")), s(mach.get("arch"))) if x) or None),
+                 ("CPU", " \u00b7 ".join(x for x in (s(cpu.get("model")), _cores(cpu.get("logical_cores")))
+                                        if x) or None),
+                 ("memory", size(mem) if isinstance(mem, int) else None),
+                 ("GPUs", ", ".join(filter(None, (s(d(g).get("model")) for g in _list(mach.get("gpus")))))
+                  or None),
+                 ("container", s(mach.get("container"))), ("VM", s(mach.get("vm")))]
+    if runtime:
+        os_, cpu, mem, py = (d(runtime.get(k)) for k in ("os", "cpu", "memory", "python"))
+        rows += [("host", s(runtime.get("hostname"))),
+                 ("OS", " ".join(x for x in (s(os_.get("system")), s(os_.get("release")),
+                                              s(os_.get("machine"))) if x) or None),
+                 ("CPU", " \u00b7 ".join(x for x in (s(cpu.get("model")), _cores(cpu.get("count")))
+                                        if x) or None),
+                 ("memory", f"{s(mem.get('total_mb'))} MB" if s(mem.get("total_mb")) else None),
+                 ("Python", " ".join(x for x in (s(py.get("implementation")), s(py.get("version")))
+                                     if x) or None),
+                 ("CUDA", s(d(runtime.get("cuda")).get("cuda_version"))),
+                 ("container", s(d(runtime.get("container")).get("type"))),
+                 ("VM", s(d(runtime.get("vm")).get("hypervisor")))]
+    seen, out = set(), []
+    for what, value in rows:
+        if value and what not in seen:
+            seen.add(what)
+            out.append((what, value))
+    return out or None
+
+
+def _cores(n) -> str | None:
+    return f"{n} cores" if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _list(value) -> list:
+    return value[:MAX_ITEMS] if isinstance(value, list) else []
+
+
+def packages(meta: dict) -> list[tuple[str, str, str | None]] | None:
+    """(manager, name, version) of the packages the job used."""
+    pk = d(_context(meta).get("packages") or meta.get("packages"))
+    out: list[tuple[str, str, str | None]] = []
+    for manager in ("pip", "build_pip", "dpkg", "build_dpkg"):   # roar-cli: {name: version} or [..]
+        group = pk.get(manager)
+        if isinstance(group, dict):
+            out += [(manager, str(k), s(v)) for k, v in list(group.items())[:MAX_ITEMS]]
+        for item in _list(group):
+            if isinstance(item, str):
+                name, _, version = item.partition("==")
+                out.append((manager, name, version or None))
+            elif isinstance(item, dict) and s(item.get("name")):
+                out.append((manager, s(item.get("name")), s(item.get("version"))))
+    for interp in _list(pk.get("python")):   # roar's record
+        for dist in _list(d(interp).get("distributions")):
+            if s(d(dist).get("name")):
+                out.append(("python", s(dist["name"]), s(dist.get("version"))))
+    for pkg in _list(pk.get("system")):
+        if s(d(pkg).get("name")):
+            out.append((s(pkg.get("manager")) or "system", s(pkg["name"]), s(pkg.get("version"))))
+    return sorted(set(out), key=lambda p: (p[0], p[1].lower()))[:MAX_ITEMS] or None
+
+
+def git(meta: dict, job_commit: str | None, job_branch: str | None, dag_repo: str | None) -> dict | None:
+    g = d(_context(meta).get("git") or meta.get("git"))
+    remote = s(g.get("remote")) or s(g.get("remote_url")) or dag_repo or None
+    commit = s(g.get("commit")) or job_commit
+    branch = s(g.get("branch")) or job_branch
+    dirty = g.get("dirty") if isinstance(g.get("dirty"), bool) else (
+        (not g["clean"]) if isinstance(g.get("clean"), bool) else None)
+    if not (remote or commit or branch):
+        return None
+    return {"remote": remote, "commit": commit, "branch": branch, "dirty": dirty,
+            "message": s(g.get("commit_message")), "url": commit_url(remote, commit)}
+
+
+def env_read(meta: dict) -> tuple[list[tuple[str, str | None]] | None, str]:
+    """The variables the job read, with their values redacted again here (a client may have
+    sent them unredacted), and where they came from."""
+    source, found = "", None
+    if isinstance(meta.get("env_read"), dict):
+        source, found = "read by the job (getenv)", meta["env_read"]
+    elif isinstance(d(meta.get("runtime")).get("env_vars"), dict):
+        source, found = "read by the job", meta["runtime"]["env_vars"]
+    if found is None:
+        return None, ""
+    rows = []
+    for name, value in list(found.items())[:MAX_ITEMS]:
+        name = str(name)
+        if value is None:
+            rows.append((name, None))
+        else:
+            rows.append((name, REDACTED if is_secret_name(name, []) else scrub_value(str(value))))
+    return sorted(rows), source
+
+
+def process_tree(meta: dict) -> list[dict] | None:
+    """The stored processes as a list in tree order, each with its depth."""
+    procs = [p for p in _list(meta.get("processes")) if isinstance(p, dict) and isinstance(p.get("pid"), int)]
+    if not procs:
+        return None
+    by_pid = {p["pid"]: p for p in procs}
+    children: dict[int | None, list[dict]] = {}
+    for p in procs:
+        parent = p.get("ppid") if p.get("ppid") in by_pid and p.get("ppid") != p["pid"] else None
+        children.setdefault(parent, []).append(p)
+    out: list[dict] = []
+    stack = [(p, 0) for p in reversed(children.get(None, []))]
+    seen: set[int] = set()
+    while stack:
+        p, depth = stack.pop()
+        if p["pid"] in seen:
+            continue
+        seen.add(p["pid"])
+        argv = p.get("argv") if isinstance(p.get("argv"), list) else None
+        out.append({"pid": p["pid"], "depth": min(depth, 12), "exe": s(p.get("exe")),
+                    "argv": " ".join(str(a) for a in argv[:64]) if argv else None,
+                    "exit": s(p.get("exit_code")), "signal": s(p.get("signal"))})
+        stack += [(c, depth + 1) for c in reversed(children.get(p["pid"], []))]
+    return out
+
+
+def exit_text(code) -> tuple[str, bool | None]:
+    if code is None:
+        return "not recorded", None
+    return (f"{code} (success)" if code == 0 else f"{code} (failed)"), code == 0
+
+
+def label_rows(body) -> list[tuple[str, str]]:
+    """A label object flattened to (dotted key, value) rows."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value) -> None:
+        if len(rows) >= MAX_ITEMS:
+            return
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            rows.append((prefix or "(value)", value if isinstance(value, str) else _compact(value)))
+
+    walk("", body)
+    return rows
+
+
+def _compact(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)[:2000]
