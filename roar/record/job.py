@@ -18,7 +18,7 @@ import msgpack
 from roar.errors import CorruptStore
 
 FORMAT = "roar.job"
-VERSION = 1
+VERSION = 2      # 2: the record stores its composite grouping (roar.record.composites)
 
 
 def new_record(kind: str, argv: list[str], cwd: str, started_at: float, ended_at: float,
@@ -56,6 +56,11 @@ def new_record(kind: str, argv: list[str], cwd: str, started_at: float, ended_at
 
 
 def encode(record: dict[str, Any]) -> bytes:
+    """The record's bytes. Writing it is when its composite grouping is decided: a record of
+    this version without one gets it here, in the record too (roar.record.composites)."""
+    from roar.record import composites
+
+    composites.decide(record)
     return msgpack.packb(_to_wire(record), use_bin_type=True)
 
 

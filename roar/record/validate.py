@@ -17,6 +17,7 @@ import re
 from typing import Any, Callable
 
 from roar.errors import CorruptStore
+from roar.record import composites
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1     # SQLite's INTEGER
 MAX_TIME = 253402300799                        # 9999-12-31: what localtime and strftime take
@@ -43,6 +44,9 @@ def check(record: dict[str, Any], source: str = "record") -> None:
     When `source` is a record file (`<uid>.msgpack`) the uid must be its name."""
     try:
         RECORD(record, "")
+        grouping = composites.problem(record)
+        if grouping:
+            raise Invalid(*grouping)
         name = source.rpartition("/")[2]
         if name.endswith(".msgpack") and name[:-8] != record["uid"]:
             raise Invalid("uid", f"is {record['uid']!r}, not the file's name {name[:-8]!r}")
@@ -243,6 +247,11 @@ _FILE = fields({"path": string, "hash": optional(matching(HEX, "a hex digest")),
                 "members": list_of(MEMBER)}, required=("path",))
 
 
+# record version 2: how the writer grouped the files into composites (roar.record.composites)
+GROUPING = list_of(fields({"path": string, "hash": matching(HEX, "a hex digest"), "size": COUNT,
+                           "members": list_of(string)}, required=("path", "hash", "members")))
+
+
 def file_entry(value: Any, field: str) -> None:
     """An input or output; a composite (a directory) lists its members."""
     _FILE(value, field)
@@ -317,6 +326,7 @@ RECORD = fields({
     "env_read": optional(map_of(OPT_STR)),      # absent: not observed (older records, get, put)
     "context": optional(CONTEXT),
     "transfer": optional(fields({"sources": optional(list_of(anything))})),
+    "composites": optional(fields({"inputs": GROUPING, "outputs": GROUPING}, required=("inputs", "outputs"))),
 }, required=("version", "uid", "session", "step", "type", "command", "argv", "cwd", "started_at",
              "ended_at", "duration_s", "exit", "exit_code", "processes", "failed_execs", "inputs", "outputs",
              "read_and_written", "deleted", "renamed", "system_reads", "other_writes", "tracer",

@@ -428,12 +428,13 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
 
 def _file_rows(conn: sqlite3.Connection, record: dict[str, Any]) -> list[tuple]:
     """(role, path, artifact, size, composite or None) of a record's inputs and outputs,
-    a directory's files grouped into a composite (its members follow it)."""
-    from roar.artifacts import composite
+    a directory's files grouped into a composite (its members follow it) as the record
+    says (version 2) or by the rule (version 1: roar.record.composites)."""
+    from roar.record import composites as grouping
 
     rows: list[tuple] = []
-    for role, entries in (("input", record.get("inputs") or []), ("output", record.get("outputs") or [])):
-        singles, composites = composite.group(entries)
+    for role in ("input", "output"):
+        singles, composites = grouping.split(record, role + "s")   # as the writer grouped them
         for entry in singles + composites:
             kind = entry.get("kind", "file")
             aid = _add_artifact(conn, entry, kind)
