@@ -46,7 +46,8 @@ def test_cp_with_identical_bytes_is_a_second_version(tmp_path):
     # the same bytes, two versions: as the session found them, and as cp wrote them
     assert read["hash"] == wrote["hash"] and read["id"] != wrote["id"]
     assert (read["source"], read["producer"]) == (True, None)
-    assert wrote["producer"] == jobs[cp]["uid"] and wrote["id"] == f"artifact:{wrote['hash']}@{wrote['producer']}"
+    assert wrote["producer"] == jobs[cp]["uid"]
+    assert wrote["id"] == f"artifact:{wrote['hash']}@{wrote['producer']}"
     assert ins[cat] == wrote["id"]     # the reader reads cp's copy
     assert [(e["from"], e["to"]) for e in dag["job_edges"]] == [(cp, cat)]
     # text: the copy comes from @1; show and status name the same bytes and job
