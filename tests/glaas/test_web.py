@@ -24,6 +24,7 @@ import pytest
 
 from roar.glaas.web import layout as dag_layout
 from roar.glaas.web import present
+from tests.glaas.conftest import roar_cmd
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
@@ -412,7 +413,7 @@ def test_pages_are_readable_without_javascript_and_load_nothing_from_elsewhere(w
     assert "python train.py --epochs 3 clean.csv" in web.text()
 
 
-def test_login_refuses_bad_tokens_and_other_sites(server, make_token):
+def test_login_refuses_bad_tokens_and_other_sites(server, make_token, db_url):
     status, _, html = get(server, "/login", data=b"token=glaas_nope&next=/")
     assert status == 401 and "unknown or revoked token" in html
     token = make_token("carol")
@@ -425,6 +426,11 @@ def test_login_refuses_bad_tokens_and_other_sites(server, make_token):
     assert status == 303 and headers["location"] == "/"   # a redirect elsewhere is not followed
     cookie = headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    status, _, html = get(server, "/", headers={"Cookie": f"glaas_token={token}"})
+    assert status == 200 and "signed in as <b>carol</b>" in html
+    assert roar_cmd("glaas", "token", "revoke", token, "--db", db_url).returncode == 0
+    status, headers, html = get(server, "/", headers={"Cookie": f"glaas_token={token}"})
+    assert "no longer valid" in html and "log in" in html and "glaas_token=\"\"" in headers["set-cookie"]
     assert get(server, "/dag/" + "a" * 64)[1]["location"] == "/s/" + "a" * 64   # receipts' links
     assert get(server, "/s/" + "a" * 64)[0] == 404
     assert get(server, "/a/not-hex")[0] == 422

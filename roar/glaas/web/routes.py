@@ -124,8 +124,8 @@ def artifact(p: P, ref: str):
 
 def _hidden(p: Page, what: str, ident: str) -> HTMLResponse:
     return p.message(403, f"This {what} is not visible to you",
-                     f"{what.capitalize()} {ident} is registered, but it is private: nothing more of it "
-                     "is shown. Log in with a token that may see it.", registered=ident)
+                     f"This {what} is registered, but it is private: nothing more of it is shown. "
+                     "Log in with a token that may see it.", registered=ident)
 
 
 @router.get("/j/{uid}", response_class=HTMLResponse)
