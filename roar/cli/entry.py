@@ -46,9 +46,10 @@ def _dispatch(verb: str) -> int:
         if parsed is not None:   # drops to the user once the tracer is attached
             return runargs.execute(verb, **parsed, rerun=runargs.reruns(sys.argv[2:]))
     # no other verb but doctor (which loads the tracer and touches no file of the user's)
-    # needs root: under sudo, become the invoking user before anything else
+    # needs root: under sudo, become the invoking user before anything else. `reproduce
+    # --run` starts a `roar run` per step and does this itself (roar.reproduce.acting).
     user = privilege.invoking_user()
-    if user and verb != "doctor":
+    if user and verb != "doctor" and not (verb == "reproduce" and "--run" in sys.argv[2:]):
         privilege.drop(user)
     from roar.cli.main import app
 

@@ -35,18 +35,23 @@ def register(app: typer.Typer) -> None:
         from roar.errors import UsageError
         from roar.reproduce import recipe as recipe_mod
         from roar.reproduce import source
+        from roar.reproduce.acting import Acting
 
         if (verify or directory or step_timeout or keep_going or allow_changed or install_system) and not run:
             raise UsageError("--verify, --dir, --step-timeout, --keep-going, --allow-changed-inputs and "
                              "--install-system go with --run")
         if step_timeout is not None and step_timeout <= 0:
             raise UsageError("--step-timeout must be a positive number of seconds")
+        tracing = _tracing_problem() if run else None   # asked while roar still has its privileges
+        acting = Acting.begin(keep_root=run)   # under sudo: the user from here on
         recipe = recipe_mod.build(source.find_records(ref))
         if script:
             _write_script(recipe, script)
         if run:
+            if tracing and any(step["type"] != "get" for step in recipe["steps"]):
+                raise tracing
             raise typer.Exit(_run(recipe, directory, verify, step_timeout, keep_going, allow_changed,
-                                  install_system, as_json))
+                                  install_system, as_json, acting))
         if as_json:
             emit_json(recipe)
         elif not script:
@@ -69,13 +74,29 @@ def _write_script(recipe: dict[str, Any], path: str) -> None:
         f.write(script.render(recipe))
 
 
+def _tracing_problem():
+    """Why the steps' `roar run` could not trace here (the error it would give), or None."""
+    from roar.errors import NoPrivilege, RoarError
+    from roar.tracer.loader import preflight
+
+    try:
+        preflight()
+    except NoPrivilege:
+        return NoPrivilege("reproduce --run traces each step with `roar run`, which needs root: "
+                           "run it as `sudo roar reproduce ... --run`")
+    except RoarError as error:
+        return error
+    return None
+
+
 def _say(line: str) -> None:
     from roar.cli.entry import say
 
     say(f"roar: {printable(line)}\n")
 
 
-def _run(recipe, directory, verify, step_timeout, keep_going, allow_changed, install_system, as_json) -> int:
+def _run(recipe, directory, verify, step_timeout, keep_going, allow_changed, install_system, as_json,
+         acting) -> int:
     import os
     import tempfile
 
@@ -85,16 +106,19 @@ def _run(recipe, directory, verify, step_timeout, keep_going, allow_changed, ins
 
     for line in environment.differences(recipe):
         _say(f"environment: {line}")
-    _system_packages(environment.missing_system(recipe), install_system)
+    _system_packages(environment.missing_system(recipe), install_system, acting)
     directory = directory or tempfile.mkdtemp(prefix="roar-reproduce-")
-    options = execute.Options(os.path.abspath(directory), step_timeout, keep_going, allow_changed, verify)
+    options = execute.Options(os.path.abspath(directory), step_timeout, keep_going, allow_changed, verify,
+                              acting)
     mapping, env = execute.prepare(recipe, options, _say)
     try:
         outcome = execute.run_steps(recipe, mapping, env, options, _say)
     except StepFailed:
+        acting.end()
         if verify:
             _report(verify_mod.compare(recipe, mapping), as_json, options.directory)
         raise
+    acting.end()   # the steps are done: nothing more needs root
     if not verify:
         _say(f"reproduced {len(outcome.steps)} steps in {options.directory}")
         return 0
@@ -106,7 +130,7 @@ def _run(recipe, directory, verify, step_timeout, keep_going, allow_changed, ins
     return 0
 
 
-def _system_packages(missing: list[dict[str, Any]], install: bool) -> None:
+def _system_packages(missing: list[dict[str, Any]], install: bool, acting) -> None:
     import subprocess
 
     from roar.errors import ReproduceRefused
@@ -116,7 +140,8 @@ def _system_packages(missing: list[dict[str, Any]], install: bool) -> None:
     names = [f"{p['name']}={p['version']}" if p.get("version") else p["name"] for p in missing]
     _say(f"system packages the jobs used and this machine lacks: {' '.join(names)}")
     if install:
-        done = subprocess.run(["apt-get", "install", "-y", "--", *names], check=False)
+        with acting.root():   # it installs for the whole machine: root's part, as the user asked for
+            done = subprocess.run(["apt-get", "install", "-y", "--", *names], check=False)
         if done.returncode:
             raise ReproduceRefused(f"apt-get install {' '.join(names)} failed (exit {done.returncode}): "
                                    "install them yourself, or rerun without --install-system")

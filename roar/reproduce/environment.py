@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from typing import Any
 
+from roar import privilege
+
 
 def differences(recipe: dict[str, Any]) -> list[str]:
     from roar.record.context import machine as machine_ctx
@@ -52,7 +54,7 @@ def installed_versions(pkgs: list[dict[str, Any]]) -> list[str | None]:
     found: dict[str, str] = {}
     fmt = "${Package}:${Architecture} ${Version} ${db:Status-Abbrev}\\n"
     out = subprocess.run(["dpkg-query", "-W", "-f", fmt, *names], capture_output=True, text=True,
-                         check=False).stdout
+                         check=False, **privilege.child_ids()).stdout
     for line in out.splitlines():
         parts = line.split()
         if len(parts) >= 3 and parts[2].startswith("ii"):
@@ -65,7 +67,7 @@ def installed_versions(pkgs: list[dict[str, Any]]) -> list[str | None]:
 def _python_version(exe: str) -> str | None:
     try:
         out = subprocess.run([exe, "-I", "-S", "-c", "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, timeout=5, check=False)
+                             capture_output=True, text=True, timeout=5, check=False, **privilege.child_ids())
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None

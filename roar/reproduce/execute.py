@@ -8,6 +8,7 @@ goes on anyway, and says so)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from roar import privilege
 from roar.errors import ReproduceRefused, StepFailed
+from roar.reproduce.acting import Acting
 from roar.reproduce.paths import RootMap
 
 Say = Callable[[str], None]
@@ -30,6 +33,7 @@ class Options:
     keep_going: bool = False
     allow_changed_inputs: bool = False
     verify: bool = False
+    acting: Acting = field(default_factory=lambda: Acting(None))   # root only to start a run/build step
 
 
 @dataclass
@@ -61,8 +65,9 @@ def prepare(recipe: dict[str, Any], options: Options, say: Say) -> tuple[RootMap
 
 
 def _run(argv: list[str], what: str, cwd: str | None = None) -> None:
-    try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    try:   # as the user for real under sudo: a hook or setup.py cannot take root back
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False,
+                              **privilege.child_ids())
     except OSError as exc:
         raise ReproduceRefused(f"{what}: {argv[0]}: {exc.strerror}") from None
     if done.returncode:
@@ -129,7 +134,7 @@ def _installed(exe: str, name: str) -> str | None:
     code = "import importlib.metadata as m, sys\ntry: print(m.version(sys.argv[1]))\nexcept Exception: pass"
     try:
         done = subprocess.run([exe, "-I", "-c", code, name], capture_output=True, text=True, timeout=30,
-                              check=False)
+                              check=False, **privilege.child_ids())
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None
@@ -144,7 +149,10 @@ def run_steps(recipe: dict[str, Any], mapping: RootMap, env: dict[str, str], opt
                              "<redacted> in its record: run it yourself, then the rest")
         argv, cwd = command_of(step, mapping)
         say(f"{step['step']}: {step['command']}")
-        status, code = _execute(argv, cwd, env, options.step_timeout)
+        start_as = options.acting.root() if step["type"] != "get" else contextlib.nullcontext()
+        with start_as:   # a get needs no root: it would drop to the user at once
+            proc = _start(argv, cwd, env, step)
+        status, code = _wait(proc, options.step_timeout)
         result = {"step": step["step"], "uid": step["uid"], "status": status, "exit_code": code}
         outcome.steps.append(result)
         if status != "ok":
@@ -160,17 +168,20 @@ def run_steps(recipe: dict[str, Any], mapping: RootMap, env: dict[str, str], opt
 def command_of(step: dict[str, Any], mapping: RootMap) -> tuple[list[str], str]:
     """The roar command line that remakes a step, and where it runs."""
     cwd = mapping.path(step["cwd"])
-    roar = [sys.executable, "-m", "roar"]
+    roar = [sys.executable, "-I", "-m", "roar"]   # -I: not a roar/ of the checkout, nor PYTHON* variables
     if step["type"] == "get":
         return [*roar, "get", step["source"], mapping.path(step["destination"])], cwd
     return [*roar, step["type"], "-q", "--", *[mapping.arg(a) for a in step["argv"]]], cwd
 
 
-def _execute(argv: list[str], cwd: str, env: dict[str, str], timeout: float | None) -> tuple[str, int | None]:
+def _start(argv: list[str], cwd: str, env: dict[str, str], step: dict[str, Any]) -> subprocess.Popen:
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True)
+        return subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True, **privilege.child_ids())
     except OSError as exc:
-        raise StepFailed(f"cannot start {argv[3]} in {cwd}: {exc.strerror}") from None
+        raise StepFailed(f"cannot start step {step['step']} in {cwd}: {exc.strerror}") from None
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None) -> tuple[str, int | None]:
     try:
         code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -13,7 +13,8 @@ import threading
 
 import pytest
 
-from roar.errors import NotReproduced, ReproduceRefused, StepFailed
+from roar.errors import NoPrivilege, NotReproduced, ReproduceRefused, StepFailed
+from tests.security.conftest import mallory, one_line_error, sudo_roar, user_dir  # noqa: F401
 
 pytestmark = pytest.mark.ebpf
 
@@ -168,3 +169,53 @@ def test_a_distribution_that_cannot_be_installed_is_one_line(pipeline, tmp_path)
     last = done.stderr.splitlines()[-1]
     assert last.startswith("roar: cannot install the recorded Python distributions "
                            "(roar-no-such-distribution==1.0): ")
+
+
+@pytest.fixture
+def users_pipeline(mallory, user_dir):  # noqa: F811
+    """A two-step pipeline in a git repository of mallory's, recorded with `sudo roar run`;
+    data.txt is untracked, so --run copies it."""
+    work = user_dir / "work"
+    assert mallory.run("mkdir", work).returncode == 0
+    for name, text in (("src.txt", "b\na\n"), ("data.txt", "c\n")):
+        assert mallory.run("sh", "-c", f"printf '{text}' > {name}", cwd=work).returncode == 0
+    for args in (["init", "-q"], ["add", "src.txt"], ["commit", "-q", "-m", "pipeline"]):
+        done = mallory.run("git", "-c", "user.name=t", "-c", "user.email=t@t", *args, cwd=work)
+        assert done.returncode == 0, done.stderr
+    for argv in (["/bin/cp", "src.txt", "built.txt"],
+                 ["/bin/sh", "-c", "sort built.txt data.txt > final.txt"]):
+        done = sudo_roar(mallory, "run", "-q", "--", *argv, cwd=work)
+        assert done.returncode == 0, done.stderr
+    return work
+
+
+@pytest.mark.root
+def test_under_sudo_the_checkout_and_every_step_belong_to_the_user(mallory, user_dir, users_pipeline):  # noqa: F811
+    from roar.record import job as jobrec
+
+    out = user_dir / "again"
+    done = sudo_roar(mallory, "reproduce", "final.txt", "--run", "--verify", "--dir", out, cwd=users_pipeline)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == ["@1: identical", "@2: identical"]
+    assert (out / "final.txt").read_text() == "a\nb\nc\n"
+    owners = {}
+    for top, dirs, files in os.walk(out):
+        for name in [*dirs, *files]:
+            owners[os.path.join(top, name)] = os.lstat(os.path.join(top, name)).st_uid
+    assert owners and {path for path, uid in owners.items() if uid != mallory.uid} == set()
+    assert os.lstat(out).st_uid == mallory.uid
+    assert str(out / "data.txt") in owners and str(out / ".git" / "HEAD") in owners
+    records = [jobrec.decode(p.read_bytes()) for p in sorted((out / ".roar" / "jobs").iterdir())]
+    assert sorted(r["argv"][0] for r in records) == ["/bin/cp", "/bin/sh"]
+    for r in records:   # traced as under `sudo roar run`: the command had the user's ids and environment
+        variables = r["context"]["environment"]["variables"]
+        assert (variables["HOME"], variables["USER"]) == (str(mallory.home), mallory.name)
+        assert r["inputs"] and r["exit"]["status"] == "ok"
+
+
+@pytest.mark.root
+def test_without_root_reproduce_run_says_it_needs_sudo(mallory, users_pipeline):  # noqa: F811
+    done = mallory.run(sys.executable, "-m", "roar", "reproduce", "final.txt", "--run", cwd=users_pipeline)
+    assert done.returncode == NoPrivilege.exit_code
+    assert one_line_error(done) == ("roar: reproduce --run traces each step with `roar run`, which needs "
+                                    "root: run it as `sudo roar reproduce ... --run`")
