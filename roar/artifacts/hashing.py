@@ -98,10 +98,16 @@ def hash_file(path: str, algorithms: Iterable[str] = (DEFAULT_ALGORITHM,),
     now_ns = time.time_ns()
     # the digest is of the file `before` describes, or FileChanged is raised and nothing stored
     fresh = hash_uncached(path, missing, progress, expect=before)
-    if not _racy(before, now_ns):
-        cache.store(before, fresh)
+    remember(cache, before, fresh, now_ns)
     known.update(fresh)
     return {a: known[a] for a in algorithms}
+
+
+def remember(cache: "HashCache", st: os.stat_result, digests: dict[str, str],
+             now_ns: int | None = None) -> None:
+    """Store digests of the file `st` describes (hashed no earlier than now_ns), unless racy."""
+    if not _racy(st, time.time_ns() if now_ns is None else now_ns):
+        cache.store(st, digests)
 
 
 def _racy(st: os.stat_result, now_ns: int) -> bool:
@@ -127,23 +133,35 @@ def hash_uncached(path: str, algorithms: tuple[str, ...], progress: Progress | N
             raise NotRegularFile(path, before.st_mode)
         if expect is not None and identity(before) != identity(expect):
             raise FileChanged(path, "it changed between its stat and its opening")
-        size = before.st_size
-        if progress is None and size >= PROGRESS_MIN_BYTES and sys.stderr.isatty():
+        if progress is None and before.st_size >= PROGRESS_MIN_BYTES and sys.stderr.isatty():
             progress = bar = TerminalBar(path)
-        hashers = {name: blake3.blake3(max_threads=blake3.blake3.AUTO) if name == "blake3"
-                   else hashlib.new(name) for name in algorithms}
-        with contextlib.closing(_content(fd, path, before)) as chunks:
-            for chunk, done in chunks:
-                for h in hashers.values():
-                    h.update(chunk)
-                if progress and (done % MMAP_SLICE == 0 or done == size):
-                    progress(done, size)
-        if identity(os.fstat(fd)) != identity(before):
-            raise FileChanged(path, "its size, times or inode differ after hashing")
+        return _digest(fd, path, before, algorithms, progress)
     finally:
         os.close(fd)     # also releases a lease
         if bar is not None:
             bar.close()
+
+
+def hash_fd(fd: int, algorithms: tuple[str, ...], before: os.stat_result) -> dict[str, str]:
+    """{algorithm: hex digest} of an open regular file, `before` its fstat: the content of
+    the inode the descriptor is on, whatever its path names now. The descriptor's offset is
+    left alone (pread, or a map). FileChanged if it changed while it was hashed."""
+    return _digest(fd, f"descriptor {fd}", before, algorithms, None)
+
+
+def _digest(fd: int, path: str, before: os.stat_result, algorithms: tuple[str, ...],
+            progress: Progress | None) -> dict[str, str]:
+    size = before.st_size
+    hashers = {name: blake3.blake3(max_threads=blake3.blake3.AUTO) if name == "blake3"
+               else hashlib.new(name) for name in algorithms}
+    with contextlib.closing(_content(fd, path, before)) as chunks:
+        for chunk, done in chunks:
+            for h in hashers.values():
+                h.update(chunk)
+            if progress and (done % MMAP_SLICE == 0 or done == size):
+                progress(done, size)
+    if identity(os.fstat(fd)) != identity(before):
+        raise FileChanged(path, "its size, times or inode differ after hashing")
     return {name: h.hexdigest() for name, h in hashers.items()}
 
 
