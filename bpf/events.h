@@ -61,7 +61,8 @@ enum roar_stat {
 	ROAR_STAT_PATH_TRUNCATED = 1, /* a path deeper than ROAR_MAX_DEPTH or longer than the caps */
 	ROAR_STAT_SEEN_FAILED = 2,    /* the dedup map took no entry: that access may be reported again */
 	ROAR_STAT_UNTRACKED = 3,      /* `tracked` was full at a fork: the child's subtree is not traced */
-	ROAR_STAT_COUNT = 4,
+	ROAR_STAT_PIN_FAILED = 4,     /* a first read could not be held for the pinner: hashed by path */
+	ROAR_STAT_COUNT = 5,
 };
 
 /* ev_fork flags */

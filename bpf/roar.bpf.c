@@ -81,6 +81,49 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Hash as read (docs/tracer.md, "Input hashes"): at the first read or map of
+ * each user file in the job, the reading thread is held until roar's pinner
+ * (roar/tracer/pinner.py) has hashed the same open file. The pinner has seized
+ * the job's threads with ptrace, so the signal that holds the thread stops it
+ * in a signal-delivery-stop the pinner suppresses, which nobody else sees. */
+#define SIGURG 23
+#define PT_PTRACED 0x1
+
+struct pin_req {
+	__u32 tgid;
+	__s32 fd;        /* the reader's descriptor, taken with pidfd_getfd */
+	__u64 dev;
+	__u64 ino;
+};
+
+struct pin_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 generation;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);   /* the pinner's tgid; 0: no pinner, hold nobody */
+} pinner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);     /* the held thread */
+	__type(value, struct pin_req);
+} pin_reqs SEC(".maps");
+
+/* the files pinned in this job: each is held for once, by its first reader */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pin_key);
+	__type(value, __u8);
+} pinned SEC(".maps");
+
 /* Events are assembled here (too big for the 512-byte stack), then copied
  * into the ring buffer with their exact size. */
 #define FIXED_MAX 128
@@ -353,7 +396,28 @@ static __always_inline void mark_seen(struct seen_key *key, __u32 fresh)
  * for this inode. Only regular files: pipes, sockets and devices carry no
  * lineage. Keyed by inode, so dup'd, inherited and redirected fds all land on
  * the same state. */
-__noinline int file_access(__u64 file, __u32 access)
+/* Hold the current thread for the pinner, once per file per job. Only a thread
+ * the pinner traces is held: a signal to any other would be seen. */
+static __always_inline void hold_for_pin(struct task_struct *t, struct seen_key *key, long fd)
+{
+	__u32 zero = 0, tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 *owner = bpf_map_lookup_elem(&pinner, &zero);
+	__u8 one = 1;
+
+	if (fd < 0 || !owner || !*owner || !(t->ptrace & PT_PTRACED) || t->parent->tgid != *owner)
+		return;
+	struct pin_key pk = { .ino = key->ino, .dev = key->dev, .generation = key->generation };
+	if (bpf_map_update_elem(&pinned, &pk, &one, BPF_NOEXIST))
+		return;   /* held for already (or the map is full: hashed by path, as before) */
+	struct pin_req r = { .tgid = key->tgid, .fd = fd, .dev = key->dev, .ino = key->ino };
+	if (bpf_map_update_elem(&pin_reqs, &tid, &r, BPF_ANY) == 0 && bpf_send_signal_thread(SIGURG) == 0)
+		return;
+	bpf_map_delete_elem(&pin_reqs, &tid);
+	bpf_map_delete_elem(&pinned, &pk);
+	count(ROAR_STAT_PIN_FAILED);
+}
+
+__noinline int file_access(__u64 file, __u32 access, long fd)
 {
 	struct file *f = (void *)file;
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -405,6 +469,8 @@ __noinline int file_access(__u64 file, __u32 access)
 	__u32 off = put_file_path(s, sizeof(*e), f);
 	e->path_len = off - sizeof(*e);
 	bool system = system_path(s->buf + sizeof(*e));
+	if ((fresh & READS) && !system)
+		hold_for_pin(t, &key, fd);
 	/* The first read of a user file wakes the collector at once: it hashes
 	 * the content before the job gets a chance to change it. */
 	if (submit_event(s, off, (fresh & READS) && !system))
@@ -420,7 +486,7 @@ __noinline int file_access(__u64 file, __u32 access)
 /* global: on_sys_exit calls it from many places, the verifier checks it once */
 __noinline int fd_access(long fd, __u32 access)
 {
-	return file_access((__u64)fd_file(bpf_get_current_task_btf(), fd), access);
+	return file_access((__u64)fd_file(bpf_get_current_task_btf(), fd), access, fd);
 }
 
 /* name as passed, then the directory it is relative to (empty when absolute) */
@@ -650,7 +716,7 @@ static __always_inline int on_open(long fd, long flags)
 		access |= ROAR_ACC_CREATE;
 	if (flags & O_TRUNC)   /* O_RDONLY|O_TRUNC truncates too */
 		access |= ROAR_ACC_TRUNC;
-	return access ? file_access((__u64)f, access) : 0;
+	return access ? file_access((__u64)f, access, -1) : 0;
 }
 
 static __always_inline int on_mmap(long ret, long prot, long flags, long fd)

@@ -33,6 +33,9 @@ class RunOptions:
     verbose: bool = False
     hash_algorithms: tuple[str, ...] = ("blake3",)
     labels: dict[str, str] = field(default_factory=dict)
+    # hold each first read for its hash (roar.tracer.pinner); off: by path, and a debugger
+    # can attach inside the job
+    hold_reads: bool = True
 
 
 @dataclass
@@ -42,20 +45,30 @@ class RunResult:
 
 
 class _InputHasher:
-    """Hashes each input as soon as it is first read, while the job runs, so the
-    hash is of the content as read even if the job later changes the file."""
+    """Each input's hash, of the bytes the job read.
+
+    With the pinner on (roar.tracer.pinner), the reader of each user file is held at its
+    first read until the pinner has hashed that same open file: those hashes are exact
+    whatever the job does next. A file the pinner could not take, or any input when there
+    is no pinner, is hashed by path: as soon as its first read is seen when there is no
+    pinner, at the end otherwise, and kept only if the path still names the inode, size and
+    mtime the kernel saw at that read."""
 
     def __init__(self, algorithms: tuple[str, ...], cache) -> None:
         self.algorithms = algorithms
         self.cache = cache
         self.pool = None    # a thread pool, made only when a big input needs it
         self.pending: dict[str, tuple[Any, int, int]] = {}   # path -> (result or future, size, mtime)
+        self.pinning = False          # the pinner hashes first reads: nothing to hash early
+        self.pins: dict[tuple[int, int], Any] = {}   # (dev, ino) -> roar.tracer.pinner.Pin
 
     def submit(self, path: str, size: int, mtime_ns: int) -> None:
         from roar.artifacts.hashing import hash_file
 
-        if size <= SYNC_HASH_MAX:   # small: hash now, the job may rewrite it in a moment
-            outcome: Any = _hash_with_stat(hash_file, path, self.algorithms, self.cache)
+        if self.pinning:
+            outcome: Any = None
+        elif size <= SYNC_HASH_MAX:   # small: hash now, the job may rewrite it in a moment
+            outcome = _hash_with_stat(hash_file, path, self.algorithms, self.cache)
         else:
             if self.pool is None:
                 from concurrent.futures import ThreadPoolExecutor
@@ -64,20 +77,45 @@ class _InputHasher:
             outcome = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms, self.cache)
         self.pending[path] = (outcome, size, mtime_ns)
 
-    def result(self, path: str) -> tuple[dict[str, str] | None, int | None, str | None]:
-        """(hashes, size, warning) for an input."""
+    def result(self, path: str, inode: tuple[int, int] | None = None
+               ) -> tuple[dict[str, str] | None, int | None, str | None]:
+        """(hashes, size, warning) for an input; inode: (dev, ino) at its first read."""
+        from roar.artifacts.hashing import hash_file
+
         outcome, size, mtime_ns = self.pending[path]
+        pin = self.pins.get(inode) if inode else None
+        if pin is not None and pin.hashes is not None:
+            return pin.hashes, pin.size, None
+        if pin is not None and pin.size is not None:   # taken, but written to while it was hashed
+            return {}, size, (f"input {path} changed while it was hashed as read ({pin.why}): "
+                              "its hash is unknown")
+        if outcome is None:
+            outcome = _hash_with_stat(hash_file, path, self.algorithms, self.cache)
         hashes, st = outcome if isinstance(outcome, tuple) else outcome.result()
         if hashes is None and st is not None:   # kept in the record, with no hash
             return {}, size, f"input {path} changed while it was hashed: its hash is unknown"
         if hashes is None:
             return None, size, f"input {path} vanished before it could be hashed"
-        if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size):
-            # hashed after the job rewrote it: a hash of other bytes than it read would be a wrong
-            # fact (a job reading its own output, after `sed -i`), so none is recorded
+        if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size
+                               or (inode is not None and (st.st_dev, st.st_ino) != inode)):
+            # hashed after the job rewrote or replaced it: a hash of other bytes than it read
+            # would be a wrong fact (a job reading its own output, after `sed -i`), so none is
+            # recorded
             return {}, size, (f"input {path} changed before roar could hash it: its hash is unknown "
                               "(the job rewrote what it read)")
         return hashes, size, None
+
+    def remember_pins(self) -> None:
+        """Put the pinner's digests in the hash cache: the next job reading an unchanged file
+        is not held for its whole hashing again."""
+        from types import SimpleNamespace
+
+        from roar.artifacts.hashing import remember
+
+        for (dev, ino), pin in self.pins.items():
+            if pin.hashes:
+                st = SimpleNamespace(st_dev=dev, st_ino=ino, st_size=pin.size, st_mtime_ns=pin.mtime_ns)
+                remember(self.cache, st, pin.hashes)
 
     def close(self) -> None:
         if self.pool:
@@ -148,8 +186,10 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
     from roar.tracer import launcher
     from roar.tracer.collector import Collector
     from roar.tracer.loader import Tracer
+    from roar.tracer.pinner import Pinner
 
     hasher = _InputHasher(options.hash_algorithms, cache)
+    pinner = None
     files = FileSets(str(workspace.dir), on_input=hasher.submit)
     collector = Collector(files)
     started_at, start_ns = time.time(), time.monotonic_ns()
@@ -160,6 +200,11 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
         child = launcher.Launch(program, argv, with_python_hook(env), user)
         collector.add_root(child.pid, os.getpid(), cwd, start_ns)
         tracer.track(child.pid)
+        pinner = Pinner(tracer, options.hash_algorithms, user, workspace._db_open_path())
+        if options.hold_reads:
+            hasher.pinning = pinner.start(child.pid)
+        else:
+            pinner.off_reason = "asked for with --no-hold"
         child.forward_signals(collector.live_pids)
         if user:
             privilege.as_user(user)   # root's part is done: the rest runs as the user
@@ -175,7 +220,10 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
         tracer.drain()
         counters = _counters(tracer, user, hasher)
     finally:
+        if pinner is not None:
+            pinner.finish()    # processes the job left behind are let go
         tracer.close()     # detach now: nothing stays attached after the job
+    hasher.pins = pinner.pins()
     if user:
         privilege.drop(user)
 
@@ -187,6 +235,9 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
 
     add_reads(record, collector, tracer, env)   # record["env_read"]: the variables the tree read
     hasher.close()
+    hasher.remember_pins()
+    if pinner.off_reason:
+        record["warnings"].append(f"input hashes are taken by path after the fact: {pinner.off_reason}")
     _add_context(record, workspace, env, git_before)
     _add_programs(record, roles, program_hashes, files, options, cache, workspace)
     workspace.add_job(record)
@@ -247,11 +298,12 @@ def _add_programs(record: dict[str, Any], roles: dict[str, str], hashes: dict[st
 
 
 def _inputs(files: FileSets, hasher: _InputHasher, roles: dict[str, str],
-            program_hashes: dict[str, dict[str, str]], warnings: list[str]) -> list[dict[str, Any]]:
+            program_hashes: dict[str, dict[str, str]], warnings: list[str],
+            inodes: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
     """The input entries; a program or library outside the lineage goes to program_hashes."""
     inputs = []
     for seen in files.inputs.values():
-        hashes, size, warning = hasher.result(seen.path)
+        hashes, size, warning = hasher.result(seen.path, inodes.get(seen.path))
         if seen.path in roles:
             program_hashes[seen.path] = hashes or {}
             continue
@@ -268,10 +320,11 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     from roar.artifacts.hashing import FileChanged, hash_file
 
     files, collector = observed.files, observed.collector
-    dropped, truncated, seen_failed, untracked = observed.counters
+    dropped, truncated, seen_failed, untracked, pin_failed = observed.counters
     started_at, ended_at, status = observed.started_at, observed.ended_at, observed.status
     warnings: list[str] = []
-    inputs = _inputs(files, hasher, roles or {}, {} if program_hashes is None else program_hashes, warnings)
+    inputs = _inputs(files, hasher, roles or {}, {} if program_hashes is None else program_hashes, warnings,
+                     collector.read_inodes)
     outputs = []
     for seen in files.outputs():
         size, hashes = None, {}
@@ -316,7 +369,7 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
         tracer={"backend": "ebpf", "roar_version": __version__, "events": collector.events,
                 "dropped": dropped, "paths_truncated": truncated,
                 "paths_unresolved": len(collector.unresolved),
-                "dedup_map_full": seen_failed, "untracked": untracked,
+                "dedup_map_full": seen_failed, "untracked": untracked, "pin_failed": pin_failed,
                 "ring_buffer_bytes": options.ring_bytes},
         warnings=warnings,
         labels=dict(options.labels),

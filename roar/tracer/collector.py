@@ -90,6 +90,7 @@ class Collector:
         self.stage_owner: dict[int, Process] = {}   # stage serial -> the process that exec'd it
         self.stage_exes: dict[int, str | None] = {}
         self.stage_scripts: dict[int, str] = {}
+        self.read_inodes: dict[str, tuple[int, int]] = {}   # path -> (dev, ino) at its first read
         if root_pid is not None:
             self.add_root(root_pid, parent_pid, cwd, clock_ns)
 
@@ -153,6 +154,7 @@ class Collector:
             return
         dev = user_dev(e.dev)
         if e.access & ev.READ_ACCESS:
+            self.read_inodes.setdefault(path, (dev, e.ino))
             proc = self.processes.get(e.tgid)
             self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns,
                             mapped=bool(e.access & ev.ACC_MMAP_READ), stage=proc.stage if proc else None)

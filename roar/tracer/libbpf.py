@@ -75,6 +75,7 @@ class _Lib:
         self.map_initial_value = f("bpf_map__initial_value", _vp, _vp, ct.POINTER(_size))
         self.map_update = f("bpf_map_update_elem", _int, _int, _vp, _vp, ct.c_uint64)
         self.map_lookup = f("bpf_map_lookup_elem", _int, _int, _vp, _vp)
+        self.map_delete = f("bpf_map_delete_elem", _int, _int, _vp)
         self.ring_new = f("ring_buffer__new", _vp, _int, RING_CALLBACK, _vp, _vp)
         self.ring_consume = f("ring_buffer__consume", _int, _vp)
         self.ring_free = f("ring_buffer__free", None, _vp)

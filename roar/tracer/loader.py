@@ -215,6 +215,19 @@ class Tracer:
             raise libbpf.fail("create the ring buffer reader")
         self._ring = ring
 
+    @property
+    def lib(self):
+        return self._lib
+
+    def map_fd(self, name: str) -> int:
+        return self._lib.map_fd(self._map(name))
+
+    def set_pinner(self, pid: int) -> None:
+        """Hold the threads pid traces at their first read of each user file (0: hold none)."""
+        key, value = ct.c_uint32(0), ct.c_uint32(pid)
+        if self._lib.map_update(self.map_fd("pinner"), ct.byref(key), ct.byref(value), 0):
+            raise libbpf.fail("start holding first reads for the pinner")
+
     def track(self, pid: int) -> None:
         """Put pid in the tracked set; its descendants join on fork."""
         key, one = ct.c_uint32(pid), ct.c_uint8(1)
