@@ -337,3 +337,32 @@ def test_labels_go_with_the_registration_and_sync(pipeline, server, make_token, 
     finally:
         roar(root, "label", "unset", "@3", "owner", env=env)
         roar(root, "label", "set", "@3", "stage=final", env=env)
+
+
+def test_a_progress_bar_on_a_terminal_only(pipeline, server, tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "roar", "register", "final.txt"], cwd=pipeline["root"],
+                              env=client_env(tmp_path, server.url), stdout=subprocess.PIPE, stderr=slave,
+                              text=True, timeout=120)
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:    # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert done.returncode == 0
+    assert b"registering [" in shown and b"] 11/11" in shown   # open, 8 sends, finalize, labels
+    piped = register(pipeline, tmp_path, server.url, "final.txt")
+    assert piped.returncode == 0 and piped.stderr == ""
