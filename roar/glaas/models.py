@@ -68,7 +68,7 @@ class Artifact(Base):
     __tablename__ = "artifacts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hash: Mapped[str] = mapped_column(HASH, unique=True)   # primary digest (blake3 first)
-    size: Mapped[int | None] = mapped_column(BigInteger)
+    size: Mapped[int | None] = mapped_column(BigInteger)   # the first size sent; shown only per DAG
     is_composite: Mapped[bool] = mapped_column(Boolean, default=False)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -105,6 +105,7 @@ class DagArtifact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dag_id: Mapped[int] = mapped_column(ForeignKey("dags.id"), index=True)
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
+    size: Mapped[int | None] = mapped_column(BigInteger)   # as this DAG registered it
     source_type: Mapped[str | None] = mapped_column(String(16))
     source_url: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[str | None] = mapped_column(Text)   # the client's metadata string, as sent

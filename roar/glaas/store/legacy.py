@@ -35,6 +35,9 @@ def create(session: Session, who: Principal, body: dict, base_url: str) -> dict:
               "project_id": who.project_id if owner else None,
               "visibility": (request.get("visibility") or "private") if owner else "public", "legacy": True}
     dag, created = writes.dag(session, values)
+    if not created and not can_see(who, dag):
+        # that the hash exists is all another caller may learn: not who owns it, nor how it came
+        raise ConflictError(f"session {dag.hash} is already registered: it cannot be created again")
     if not created:
         _writable(who, dag)
     session.commit()

@@ -82,7 +82,9 @@ def artifact_view(session: Session, who: Principal, artifact: Artifact) -> dict:
     labels = session.scalars(select(Label).where(Label.dag_id.in_([d.id for d, _ in dags]),
                                                  Label.entity_key == f"artifact:{artifact.hash}")
                              .order_by(Label.version.desc()).limit(1)).all()
-    out.update(size=artifact.size, sourceType=first.source_type, metadata=_json(first.extra),
+    # the size too is what a visible DAG said: a private DAG's size is its metadata
+    size = next((da.size for _, da in dags if da.size is not None), None)
+    out.update(size=size, sourceType=first.source_type, metadata=_json(first.extra),
                scope=_scope_view(session, dag), originalSessionHash=dag.hash,
                labels=[{"version": lab.version, "metadata": json.loads(lab.body)} for lab in labels])
     return out

@@ -99,6 +99,7 @@ def dag_artifact(session: Session, dag_row: Dag, body: dict) -> bool:
         created = True
     else:
         created = False
+    existing.size = body.get("size") if body.get("size") is not None else existing.size
     existing.source_type = body.get("source_type") or existing.source_type
     existing.source_url = body.get("source_url") or existing.source_url
     existing.extra = body.get("metadata") or existing.extra
