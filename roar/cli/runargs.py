@@ -26,6 +26,9 @@ OPTIONS: list[tuple[tuple[str, ...], str, bool, Any, str]] = [
     (("--label", "-l"), "labels", True, [], "Label the job KEY=VALUE (as `roar label set`); repeatable."),
     (("--verbose", "-v"), "verbose", False, False, "Show libbpf's and the verifier's log."),
     (("--quiet", "-q"), "quiet", False, False, "Print nothing unless there are warnings."),
+    (("--no-hold",), "no_hold", False, False,
+     "Do not hold first reads for their hash: inputs are hashed by path afterwards, and a "
+     "debugger can attach inside the job."),
 ]
 
 
@@ -156,7 +159,7 @@ def summary(record: dict[str, Any]) -> str:
 
 
 def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], verbose: bool,
-            quiet: bool, labels: list[str] | None = None, rerun: bool = False) -> int:
+            quiet: bool, labels: list[str] | None = None, rerun: bool = False, no_hold: bool = False) -> int:
     """Trace and record; print the summary; the command's exit status. With `rerun`,
     command is the one ref of the job to run again."""
     from roar.cli.entry import say
@@ -165,7 +168,7 @@ def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], 
 
     options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
                          hash_algorithms=hash_algorithms(hashes),
-                         labels=parse_assignments(labels) if labels else {})
+                         labels=parse_assignments(labels) if labels else {}, hold_reads=not no_hold)
     if rerun:
         command = _again(command[0], options, quiet)
     result = run_job(list(command), options)

@@ -98,3 +98,16 @@ def test_a_signal_that_kills_the_job_still_kills_it(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("input\n")
     proc = roar("run", "-q", "--", sys.executable, "-c", KILLED_BY, cwd=tmp_path)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.decode(errors="replace")
+
+
+def test_no_hold_lets_a_debugger_attach_inside_the_job(tmp_path: Path) -> None:
+    """The pinner traces the job, so strace inside it cannot trace its own child; --no-hold
+    gives that up (inputs by path afterwards, said in a warning)."""
+    cmd = ["strace", "-f", "-o", "trace.txt", "cat", "in.txt"]
+    (tmp_path / "in.txt").write_text("input\n")
+    held = roar("run", "-q", "--", *cmd, cwd=tmp_path)
+    assert held.returncode != 0
+    free = roar("run", "--no-hold", "--", *cmd, cwd=tmp_path)
+    assert free.returncode == 0, free.stderr.decode(errors="replace")
+    assert "read(" in (tmp_path / "trace.txt").read_text()
+    assert b"taken by path after the fact: asked for with --no-hold" in free.stderr
