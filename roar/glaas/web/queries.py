@@ -155,8 +155,9 @@ def _leaves(prefix: str, value):
 
 
 def job_edges(session: Session, job: Job, direction: str) -> list[dict]:
-    rows = session.execute(select(Artifact.hash, Artifact.size, JobIO.path)
-                           .join(Artifact, Artifact.id == JobIO.artifact_id)
+    """A job's inputs or outputs. No size: a size is scoped metadata, shown on the artifact's
+    page from the DAGs the caller may see (roar.glaas.store.lookup.artifact_view)."""
+    rows = session.execute(select(Artifact.hash, JobIO.path).join(Artifact, Artifact.id == JobIO.artifact_id)
                            .where(JobIO.job_id == job.id, JobIO.direction == direction)
                            .order_by(JobIO.id).limit(LIMIT * 5)).all()
-    return [{"hash": h, "size": n, "path": p} for h, n, p in rows]
+    return [{"hash": h, "path": p} for h, p in rows]
