@@ -99,6 +99,8 @@ def _reproduce_hint(receipt) -> str:
 
 
 def _receipt_output(receipt, as_json: bool) -> None:
+    for warning in receipt.warnings:
+        sys.stderr.write(f"roar: warning: {printable(warning)}\n")
     if as_json:
         emit_json({"session_hash": receipt.session_hash, "url": receipt.url, "created": receipt.created,
                    "scope": receipt.scope, "jobs": receipt.jobs, "artifacts": receipt.artifacts,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from roar.remote.errors import AuthRefused
 from roar.remote.http import Client
 from roar.remote.payload import Plan
 
@@ -32,6 +33,7 @@ class Receipt:
     target: str | None
     scope: str
     labels: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def health(client: Client) -> None:
@@ -136,10 +138,16 @@ def _registered_before(client: Client, plan: Plan, scope: str, known: list[str])
                         "a job can belong to only one DAG")
     digest = known[0]
     client.rs_token = None   # the labels go with the caller's own credential
-    pushed = remote_labels.push_docs(client, [{**d, "session_hash": digest} for d in plan.labels]) \
-        if plan.labels else {}
+    if scope != "anonymous":   # it keeps the scope it was first registered with
+        scope = (client.get(f"/sessions/{digest}").get("scope") or {}).get("visibility") or scope
+    pushed, warnings = {}, []
+    if plan.labels:
+        try:
+            pushed = remote_labels.push_docs(client, [{**d, "session_hash": digest} for d in plan.labels])
+        except AuthRefused as exc:   # the DAG is registered all the same; only the labels could not change
+            warnings.append(f"labels not updated: {exc.message}")
     return Receipt(digest, web_url(client.url, digest), False, len(plan.jobs),
-                   len(plan.artifacts) + len(plan.composites), plan.target, scope, pushed)
+                   len(plan.artifacts) + len(plan.composites), plan.target, scope, pushed, warnings)
 
 
 def web_url(server: str, digest: str) -> str:

@@ -217,7 +217,7 @@ def test_with_a_token_registration_is_private_and_owned(pipeline, server, make_t
     again = receipt(register(pipeline, tmp_path, server.url, "final.txt", "--json", token=alice))
     assert again["session_hash"] == digest and again["created"] is False
     public = receipt(register(pipeline, tmp_path, server.url, "final.txt", "--public", "--json", token=alice))
-    assert public["session_hash"] == digest   # the same lineage and owner: the same DAG, kept private
+    assert public["session_hash"] == digest and public["scope"] == "private"   # the same DAG: kept private
 
 
 def test_dry_run_sends_nothing_and_only_redacted_values(pipeline, proxy, db_url, make_token, tmp_path):
@@ -366,3 +366,16 @@ def test_a_progress_bar_on_a_terminal_only(pipeline, server, tmp_path):
     assert b"registering [" in shown and b"] 11/11" in shown   # open, 8 sends, finalize, labels
     piped = register(pipeline, tmp_path, server.url, "final.txt")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_an_anonymous_dag_keeps_its_first_labels_and_registering_again_says_so(pipeline, server, tmp_path):
+    first = receipt(register(pipeline, tmp_path, server.url, "final.txt", "--json"))
+    env = client_env(tmp_path, server.url)
+    try:
+        assert roar(pipeline["root"], "label", "set", "@3", "stage=changed", env=env).returncode == 0
+        again = register(pipeline, tmp_path, server.url, "final.txt", "--json")
+        assert receipt(again)["session_hash"] == first["session_hash"]
+        assert again.stderr.startswith("roar: warning: labels not updated: the GLaaS server at ")
+        assert "write access is required" in again.stderr
+    finally:
+        roar(pipeline["root"], "label", "set", "@3", "stage=final", env=env)
