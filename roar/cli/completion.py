@@ -10,7 +10,6 @@ it is called only where a ref fits and the word could be one (docs/completion.md
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 
 import typer
 
@@ -30,15 +29,16 @@ def value_kinds() -> dict[str, str]:
             "--hash": "choice:sha256,sha512,sha1,md5"}   # blake3 is always on
 
 
-@dataclass
 class Spec:
-    """What the command at `path` ("" is roar itself, "glaas token" a nested group) takes."""
+    """What the command at `path` ("" is roar itself, "glaas token" a nested group) takes.
+    A plain class: a dataclass would cost every `roar` start a millisecond to define."""
 
-    path: str
-    subcommands: list[tuple[str, str]] = field(default_factory=list)   # (name, summary)
-    options: list[tuple[str, str]] = field(default_factory=list)       # (option string, help)
-    value_options: dict[str, str] = field(default_factory=dict)        # option -> kind of value
-    arguments: list[str] = field(default_factory=list)   # kinds in order; "KIND*" repeats
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.subcommands: list[tuple[str, str]] = []   # (name, summary)
+        self.options: list[tuple[str, str]] = []       # (option string, help)
+        self.value_options: dict[str, str] = {}        # option -> kind of value
+        self.arguments: list[str] = []                 # kinds in order; "KIND*" repeats
 
 
 def specs(app: typer.Typer) -> list[Spec]:
