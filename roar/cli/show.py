@@ -66,21 +66,20 @@ def register(app: typer.Typer) -> None:
 def _registered_elsewhere(ref: str) -> bool:
     """A hash this workspace does not know (or no workspace here), with a server to ask."""
     from roar.errors import NotAWorkspace, RefNotFound
-    from roar.remote import config, lookup
-
-    if not lookup.looks_remote(ref) or not config.load().url:
-        return False
     from roar.lineage import refs
+    from roar.remote import config, lookup
     from roar.store.workspace import Workspace
 
+    if not lookup.looks_remote(ref):
+        return False
     try:
         conn = Workspace.find().index()
     except NotAWorkspace:
-        return True
+        return bool(config.load().url)
     try:
         refs.resolve(conn, ref)
     except RefNotFound:
-        return True
+        return bool(config.load().url)
     finally:
         conn.close()
     return False
