@@ -24,7 +24,7 @@ import pytest
 
 from roar.glaas.web import layout as dag_layout
 from roar.glaas.web import present
-from tests.glaas.conftest import roar_cmd
+from tests.glaas.conftest import Server, roar_cmd
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
@@ -60,14 +60,48 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(request, tmp_path_factory):
+    """One `roar glaas serve` per database for the module: the tests register DAGs of their
+    own (fresh hashes and uids), so they can share it, and a server start costs seconds."""
+    for name in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "jinja2"):
+        pytest.importorskip(name, reason=f"the glaas extra is not installed ({name}): "
+                                         "pip install -e '.[glaas]'")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'glaas.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    srv = Server(url)
+    srv.db_url = url
+    yield srv
+    srv.stop()
+
+
+def make_token(site, user: str) -> str:
+    """A token made in the server's database, as `roar glaas token create` makes it (in this
+    process: a `roar` start costs seconds on a loaded machine)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from roar.glaas.db import normalize_url
+    from roar.glaas.store import tokens
+
+    engine = create_engine(normalize_url(site.db_url))
+    try:
+        with Session(engine) as session:
+            return tokens.create(session, user)[1]
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def web(browser, server):
+def web(browser, site):
     """The browser, its cookies cleared (they are per host, not per port) and its network
     log emptied, pointed at this test's server."""
     browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
     browser.get_log("performance")
-    yield Web(browser, server)
+    yield Web(browser, site)
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
@@ -231,12 +265,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 # ---------------------------------------------------------------- the tests
 
-def test_from_the_final_artifact_to_the_first_input_by_clicking(web, db_url):
+def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
     jobs, edges, arts, paths = pipeline()
     labels = [{"entity_type": "dag", "metadata": {"project": "churn-model", "stage": "candidate"}},
               {"entity_type": "artifact", "artifact_hash": arts[3], "metadata": {"tag": "best-run"}}]
     h = register(web.server, jobs, edges, arts, paths, labels=labels)
-    shots = db_url.startswith("sqlite")
+    shots = web.server.db_url.startswith("sqlite")
 
     web.open(f"/a/{arts[3]}")
     assert web.text("#repro-cmd") == f"roar reproduce {arts[3]}"
@@ -312,8 +346,8 @@ def _login(web, token: str) -> None:
     WebDriverWait(web.driver, 10).until(ec.staleness_of(old))
 
 
-def test_a_private_dag_shows_another_browser_only_that_the_hash_exists(web, make_token, db_url):
-    alice, bob = make_token("alice"), make_token("bob")
+def test_a_private_dag_shows_another_browser_only_that_the_hash_exists(web):
+    alice, bob = make_token(web.server, "alice"), make_token(web.server, "bob")
     jobs, edges, arts, paths = pipeline(commands=["secret-prep.sh", "secret-train.sh", "secret-eval.sh"])
     labels = [{"entity_type": "dag", "metadata": {"codename": "bluebird"}}]
     h = register(web.server, jobs, edges, arts, paths, token=alice, visibility="private", labels=labels)
@@ -336,7 +370,7 @@ def test_a_private_dag_shows_another_browser_only_that_the_hash_exists(web, make
         web.open(f"/a/{arts[3]}")
         assert arts[3] in web.text() and "lineage is private" in web.text()   # ... and nothing more
         assert not web.all("#repro-cmd")
-        if who == "bob" and db_url.startswith("sqlite"):
+        if who == "bob" and web.server.db_url.startswith("sqlite"):
             web.shoot("private-artifact")
             web.open(f"/s/{h}")
             web.shoot("private-session")
@@ -413,10 +447,11 @@ def test_pages_are_readable_without_javascript_and_load_nothing_from_elsewhere(w
     assert "python train.py --epochs 3 clean.csv" in web.text()
 
 
-def test_login_refuses_bad_tokens_and_other_sites(server, make_token, db_url):
+def test_login_refuses_bad_tokens_and_other_sites(site):
+    server = site
     status, _, html = get(server, "/login", data=b"token=glaas_nope&next=/")
     assert status == 401 and "unknown or revoked token" in html
-    token = make_token("carol")
+    token = make_token(site, "carol")
     form = f"token={token}&next=//evil.example/".encode()
     status, headers, _ = get(server, "/login", data=form, headers={"Origin": "http://evil.example"})
     assert status == 403 and "set-cookie" not in {k.lower() for k in headers}
@@ -428,7 +463,7 @@ def test_login_refuses_bad_tokens_and_other_sites(server, make_token, db_url):
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     status, _, html = get(server, "/", headers={"Cookie": f"glaas_token={token}"})
     assert status == 200 and "signed in as <b>carol</b>" in html
-    assert roar_cmd("glaas", "token", "revoke", token, "--db", db_url).returncode == 0
+    assert roar_cmd("glaas", "token", "revoke", token, "--db", site.db_url).returncode == 0
     status, headers, html = get(server, "/", headers={"Cookie": f"glaas_token={token}"})
     assert "no longer valid" in html and "log in" in html and "glaas_token=\"\"" in headers["set-cookie"]
     assert get(server, "/dag/" + "a" * 64)[1]["location"] == "/s/" + "a" * 64   # receipts' links
