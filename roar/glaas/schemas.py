@@ -1,5 +1,6 @@
 """Request payloads of the GLaaS API (pydantic), with the limits that keep a bad or
-hostile one to a 422 with a clear message. Unknown fields are ignored, as the hosted
+hostile one to a 422 with a clear message. Types are strict (no bool for an int, no
+string for a number). Unknown fields are ignored, as the hosted
 service does, so newer clients still talk to this server. Whole bodies are capped by
 roar.glaas.app (413)."""
 
@@ -23,7 +24,8 @@ ARTIFACT_METADATA = 64 << 10
 
 
 class Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: JSON `false` is not a size of 0, nor "123" a project id 123 (fuzzing found both)
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class HashIn(Payload):
