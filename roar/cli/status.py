@@ -40,12 +40,30 @@ def _text(st: dict) -> str:
     if st["stale"]:
         lines.append("stale:")
         lines += [f"  {s['step']} {s['command']}: {'; '.join(s['reasons'])}" for s in st["stale"]]
-    warnings = [f"  {w['step']}: {w['message']}" for w in st["warnings"]]
+    warnings = _grouped(st["warnings"])
     warnings += [f"  unreadable record {b['file']}: {b['message']}" for b in st["unreadable_records"]]
     if warnings:
         lines.append("warnings:")
         lines += warnings
     return "\n".join(lines) + "\n"
+
+
+SHOWN_WARNING_STEPS = 5
+
+
+def _grouped(warnings: list[dict]) -> list[str]:
+    """One line per distinct message, naming the steps that gave it (the first few, then how
+    many more), in the order each message first came."""
+    steps: dict[str, list[str]] = {}
+    for w in warnings:
+        steps.setdefault(w["message"], []).append(w["step"])
+    lines = []
+    for message, names in steps.items():
+        shown = ", ".join(names[:SHOWN_WARNING_STEPS])
+        if len(names) > SHOWN_WARNING_STEPS:
+            shown += f" and {len(names) - SHOWN_WARNING_STEPS} more"
+        lines.append(f"  {shown}{f' ({len(names)} steps)' if len(names) > 1 else ''}: {message}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -216,6 +216,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             WHERE (role = 'input' AND job IN (SELECT uid FROM jobs WHERE type = 'get'))
             OR (role = 'output' AND job IN (SELECT uid FROM jobs WHERE type = 'put'));
     """ + "".join(statement.format(where="1") + ";" for statement in FACTS_SQL)),
+    # the git state each job ran in (roar.record.gitstate), so that the next job of the session
+    # warns of a dirty tree only when the tree changed; NULL for rows indexed before, until a rebuild
+    ("006_job_git", """
+        ALTER TABLE jobs ADD COLUMN git TEXT;
+    """),
 ]
 
 DERIVED_TABLES = ("path_writes", "label_events", "job_warnings", "job_files", "composite_members",
@@ -399,10 +404,11 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
     latest = conn.execute("SELECT MAX(seq) FROM jobs WHERE session_id = ?", (session,)).fetchone()[0]
     conn.execute(
         "INSERT OR REPLACE INTO jobs (uid, session_id, step, type, command, exit_code, status,"
-        " started_at, ended_at, seq, cwd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " started_at, ended_at, seq, cwd, git) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (record["uid"], session, record["step"], record["type"], display_text(record["command"]),
          record.get("exit_code"), record.get("exit", {}).get("status"),
-         record.get("started_at"), record.get("ended_at"), seq, db_path(record.get("cwd") or "")),
+         record.get("started_at"), record.get("ended_at"), seq, db_path(record.get("cwd") or ""),
+         git_state(conn, record, seq)),
     )
     rows = _file_rows(conn, record)
     remote = remote_role(record["type"])
@@ -424,6 +430,21 @@ def index_job(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None 
     conn.executemany("INSERT OR REPLACE INTO label_events VALUES (?, ?, 'job', ?, ?, ?, 'record')",
                      [(f"record:{record['uid']}:{k}", at, record["uid"], k, str(v))
                       for k, v in (record.get("labels") or {}).items()])
+
+
+def git_state(conn: sqlite3.Connection, record: dict[str, Any], seq: int | None = None) -> str | None:
+    """The record's git state (roar.record.gitstate) after the session's job before `seq`
+    (default: its latest job)."""
+    from roar.record import gitstate
+
+    return gitstate.state(record, previous_git(conn, record["session"], seq))
+
+
+def previous_git(conn: sqlite3.Connection, session: str, seq: int | None = None) -> str | None:
+    """The git state of the session's latest job (before `seq`)."""
+    row = conn.execute("SELECT git FROM jobs WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+                       (session, seq if seq is not None else 2**63 - 1)).fetchone()
+    return row[0] if row else None
 
 
 def _file_rows(conn: sqlite3.Connection, record: dict[str, Any]) -> list[tuple]:

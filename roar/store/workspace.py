@@ -405,12 +405,14 @@ class Workspace:
             try:
                 with _write_transaction(conn):
                     self._number(conn, record)
+                    _dirty_tree_once(conn, record)
                     self.write_record(record)
                     index.index_job(conn, record)
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
                 self._number(conn, record, busy=True)    # reads only: WAL readers are not blocked
+                _dirty_tree_once(conn, record)
                 record.setdefault("warnings", []).append(
                     f"the index was busy: the job is saved in {self.record_path(record['uid'])} and the "
                     "next roar command indexes it")
@@ -682,6 +684,22 @@ class Workspace:
         seq = conn.execute("SELECT COALESCE(MIN(seq), 1) - 1 FROM sessions").fetchone()[0]
         index.index_session(conn, {"id": record["session"], "seq": seq,
                                    "started_at": record.get("started_at") or 0})
+
+
+def _dirty_tree_once(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+    """A dirty tree is said once: the record keeps the warning only when its git state is not
+    the one the previous job of its session left (roar.record.gitstate); context.git still
+    says dirty either way."""
+    from roar.record import gitstate
+    from roar.record.context import warnings as context_warnings
+    from roar.store import index
+
+    said = context_warnings(record.get("context") or {})
+    if not said or not record.get("warnings"):
+        return
+    before = index.previous_git(conn, record["session"])
+    if gitstate.unchanged(before, gitstate.state(record, before)):
+        record["warnings"] = [w for w in record["warnings"] if w not in said]
 
 
 def _file_count(entries: list[str]) -> int | None:
