@@ -11,6 +11,7 @@ from tests.unit.test_dag_shapes import transfer
 
 FACT_ROWS = ("SELECT job, role, path, artifact, size, composite, session_id, seq, producer, rewritten,"
              " read_later, remote FROM job_files ORDER BY job, role, path")
+JOB_ROWS = "SELECT uid, session_id, step, type, command, seq, cwd FROM jobs"
 KEPT = ("sessions", "artifacts", "artifact_hashes", "composite_members", "label_events", "job_warnings")
 
 
@@ -109,3 +110,25 @@ def test_a_migrated_index_keeps_non_utf8_paths(ws, tmp_path):
     conn = ws.index()
     assert [index.from_db_path(p) for (p,) in rows(conn, "SELECT path FROM job_files")] == [path]
     conn.close()
+
+
+def test_006_job_git_keeps_the_rows_and_a_rebuild_fills_the_state(ws, jobs, tmp_path):
+    record = synthetic.record("prepare", cwd=str(ws.root))
+    record["context"] = {"git": {"root": str(ws.root), "branch": "main", "commit": "c" * 40, "dirty": True,
+                                 "dirty_paths": ["a.py"], "changed_by_job": []}}
+    ws.add_job(record)
+    conn = ws.index()
+    jobs_before = sorted(rows(conn, JOB_ROWS))
+    conn.close()
+    old_index(ws, tmp_path / "old.db", "005_remote_locations")
+    conn = ws.index()
+    try:
+        assert sorted(rows(conn, JOB_ROWS)) == jobs_before
+        assert rows(conn, "SELECT git FROM jobs") == [(None,)]     # not known until a rebuild
+    finally:
+        conn.close()
+    ws.rebuild()
+    conn = ws.index()
+    [(state,)] = rows(conn, "SELECT git FROM jobs")
+    conn.close()
+    assert state is not None and '"own": ["a.py"]' in state
