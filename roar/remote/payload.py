@@ -94,6 +94,8 @@ class _Paths:
         path = _text(path)
         if "://" in path:
             return strip_url(path)
+        if path + "/" == self.prefix:
+            return "."
         return path[len(self.prefix):] if path.startswith(self.prefix) else path
 
 

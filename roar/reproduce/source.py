@@ -1,8 +1,15 @@
 """Where a recipe's job records come from.
 
 A RecordSource turns a reference into the job records it needs. The local workspace is
-the one source today; a GLaaS server is the next (`RemoteSource`, by the same protocol):
-`find_records` asks each source in turn and the first that knows the reference answers.
+asked first; then, for an artifact hash (or prefix) it does not know, the configured GLaaS
+server (`RemoteSource`): `find_records` asks each source in turn and the first that knows
+the reference answers.
+
+A registered DAG holds what `roar register` sent (docs/register.md), not the records
+themselves: RemoteSource rebuilds records from it with what a recipe reads (steps,
+commands, argv, inputs and outputs with their hashes, git, packages, machine). Paths were
+registered relative to the workspace root; they are placed under REMOTE_ROOT, a directory
+only root could create, which the reproduction maps to its own directory like any root.
 """
 
 from __future__ import annotations
@@ -81,9 +88,95 @@ def _job_and_ancestors(conn, uid: str) -> list[str]:
     return uids
 
 
+REMOTE_ROOT = "/glaas-registered"
+
+
+class RemoteSource:
+    """An artifact registered on the configured GLaaS server (roar login, GLAAS_URL)."""
+
+    def lookup(self, ref: str) -> Found | None:
+        from roar.remote import config, lookup
+
+        if not lookup.looks_remote(ref):
+            return None
+        settings = config.load()
+        if not settings.url:
+            return None
+        from roar.remote.http import Client
+
+        with Client(settings.url, settings.token) as client:
+            try:
+                view = lookup.dag_of(client, ref)
+            except RefNotFound:
+                return None
+        digest = view.get("artifact", {}).get("hash") or lookup._hex(ref)
+        root = f"{REMOTE_ROOT}/{view['sessionHash'][:16]}"
+        records = [_record(job, view, root) for job in lookup._ordered(view["jobs"])]
+        kind = "artifact" if view.get("artifact") else "session"
+        return Found(kind, digest, records, target_hash=digest if kind == "artifact" else None,
+                     origin=f"{settings.url}/s/{view['sessionHash']}", root=root,
+                     notes=[f"registered on {settings.url} as session {view['sessionHash']}"])
+
+
+def _under(root: str, path: str | None) -> str:
+    if not path or path == ".":
+        return root
+    return path if "://" in path or path.startswith("/") else f"{root}/{path}"
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _context(job: dict[str, Any], view: dict[str, Any], meta: dict[str, Any], root: str) -> dict[str, Any]:
+    runtime, packages = _dict(meta.get("runtime")), _dict(meta.get("packages"))
+    interpreter = next((i for i in runtime.get("python") or [] if isinstance(i, dict)), {})
+    pip, dpkg = _dict(packages.get("pip")), _dict(packages.get("dpkg"))
+    commit = job.get("gitCommit") or view.get("gitCommit")
+    dists = [{"name": n, "version": v} for n, v in pip.items()]
+    python = [{"exe": interpreter.get("exe"), "version": interpreter.get("version"), "distributions": dists}]
+    git = {"root": root, "remote": view.get("gitRepo") or None, "commit": commit,
+           "branch": job.get("gitBranch"), "dirty": _dict(meta.get("git")).get("dirty")}
+    machine = {k: runtime.get(k) for k in ("os", "arch", "kernel", "cpu", "memory_bytes")}
+    return {
+        "git": git if commit else None,
+        "packages": {"python": python if pip or interpreter else [],
+                     "system": [{"name": n, "version": v, "manager": "dpkg"} for n, v in dpkg.items()]},
+        "machine": machine if runtime else None,
+    }
+
+
+def _record(job: dict[str, Any], view: dict[str, Any], root: str) -> dict[str, Any]:
+    """A job record, as much of one as the recipe reads, from a registered job."""
+    import shlex
+
+    meta = _dict(job.get("metadata"))
+    mine = _dict(meta.get("roar"))
+    argv = mine.get("argv") if isinstance(mine.get("argv"), list) else None
+    try:
+        argv = argv or shlex.split(job.get("command") or "")
+    except ValueError:
+        argv = [job.get("command") or ""]
+
+    def files(role: str) -> list[dict[str, Any]]:
+        return [{"path": _under(root, e.get("path")), "hash": e.get("hash"), "hashes": {}, "size": None,
+                 "external": False} for e in job.get(role) or []]
+
+    record: dict[str, Any] = {
+        "uid": job["jobUid"], "step": job.get("stepNumber") or 1, "type": job.get("jobType") or "run",
+        "command": job.get("command") or "", "argv": argv, "argv_redacted": bool(mine.get("argv_redacted")),
+        "cwd": _under(root, meta.get("cwd") or ""), "inputs": files("inputs"), "outputs": files("outputs"),
+        "context": _context(job, view, meta, root),
+    }
+    if record["type"] == "get" and record["inputs"] and record["outputs"]:
+        source, destination = record["inputs"][0]["path"], record["outputs"][0]["path"]
+        record["transfer"] = {"source": source, "destination": destination, "sources": [source]}
+    return record
+
+
 def find_records(ref: str, sources: list[RecordSource] | None = None) -> Found:
-    """The first source's answer: the local workspace, then (later) the configured server."""
-    for source in sources if sources is not None else [LocalSource()]:
+    """The first source's answer: the local workspace, then the configured server."""
+    for source in sources if sources is not None else [LocalSource(), RemoteSource()]:
         found = source.lookup(ref)
         if found is not None:
             return found
