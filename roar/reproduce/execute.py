@@ -117,7 +117,7 @@ def _venv(dists: list[dict[str, Any]], target: str, say: Say) -> str | None:
     """A venv (seeing the interpreter's own site) with the distributions the recorded
     interpreter lacks at their recorded versions; None when it lacks none."""
     exe = next((d["exe"] for d in dists if d.get("exe") and os.path.exists(d["exe"])), sys.executable)
-    dists = [d for d in dists if _installed(exe, d["name"]) != d.get("version")]
+    dists = [d for d in dists if not _has(exe, d)]
     if not dists:
         return None
     venv = os.path.join(target, ".roar", "venv")
@@ -130,14 +130,25 @@ def _venv(dists: list[dict[str, Any]], target: str, say: Say) -> str | None:
     return os.path.join(venv, "bin")
 
 
-def _installed(exe: str, name: str) -> str | None:
-    code = "import importlib.metadata as m, sys\ntry: print(m.version(sys.argv[1]))\nexcept Exception: pass"
+# `python -I -c HAS_DISTRIBUTION NAME VERSION SITE` exits 0 when the distribution is there at
+# VERSION (any, when empty): in SITE, the recorded site directory (a venv's, which the base
+# interpreter the record names does not see), else on the interpreter's own path. No single
+# quotes: --script puts it in a bash word.
+HAS_DISTRIBUTION = """import importlib.metadata as m, os, sys
+name, want, site = sys.argv[1:4]
+found = [d.version for d in m.distributions(name=name, path=[site])] if os.path.isdir(site) else []
+found = found or [d.version for d in m.distributions(name=name)]
+sys.exit(not found or (bool(want) and want not in found))"""
+
+
+def _has(exe: str, dist: dict[str, Any]) -> bool:
+    argv = [exe, "-I", "-c", HAS_DISTRIBUTION, dist["name"], dist.get("version") or "",
+            dist.get("site") or ""]
     try:
-        done = subprocess.run([exe, "-I", "-c", code, name], capture_output=True, text=True, timeout=30,
-                              check=False, **privilege.child_ids())
+        return subprocess.run(argv, capture_output=True, timeout=30, check=False,
+                              **privilege.child_ids()).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None
+        return False
 
 
 def run_steps(recipe: dict[str, Any], mapping: RootMap, env: dict[str, str], options: Options,

@@ -65,7 +65,7 @@ def _git(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _packages(records: list[dict[str, Any]]) -> dict[str, Any]:
-    python: dict[str, tuple[str | None, str | None]] = {}
+    python: dict[str, tuple[str | None, str | None, str | None]] = {}
     interpreters: dict[str, str | None] = {}
     system: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -75,12 +75,13 @@ def _packages(records: list[dict[str, Any]]) -> dict[str, Any]:
                 interpreters[interp["exe"]] = interp.get("version")
             for dist in interp.get("distributions") or []:
                 if dist["name"] != "roar":   # roar's own start-up hook, not the job's
-                    python[dist["name"]] = (dist.get("version"), interp.get("exe"))
+                    python[dist["name"]] = (dist.get("version"), interp.get("exe"), dist.get("site"))
         for pkg in packages.get("system") or []:
             system[pkg["name"]] = {"name": pkg["name"], "version": pkg.get("version"),
                                    "arch": pkg.get("arch"), "manager": pkg.get("manager")}
     return {"interpreters": [{"exe": e, "version": v} for e, v in sorted(interpreters.items())],
-            "python": [{"name": n, "version": v, "exe": e} for n, (v, e) in sorted(python.items())],
+            "python": [{"name": n, "version": v, "exe": e, "site": site}
+                       for n, (v, e, site) in sorted(python.items())],
             "system": [system[n] for n in sorted(system)]}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from roar.reproduce.execute import HAS_DISTRIBUTION
 from roar.reproduce.paths import RootMap
 
 MARK = "/__ROAR_ROOT__"
@@ -28,9 +29,7 @@ def render(recipe: dict[str, Any]) -> str:
             lines.append(f"[ -e {_q(new)} ] || {{ mkdir -p \"$(dirname {_q(new)})\"; "
                          f"cp -p {shlex.quote(source['path'])} {_q(new)}; }}")
     if recipe["packages"]["python"]:
-        pins = " ".join(shlex.quote(f"{d['name']}=={d['version']}") for d in recipe["packages"]["python"])
-        lines += ['python3 -m venv "$ROOT/.roar/venv"', f'"$ROOT/.roar/venv/bin/pip" install -q {pins}',
-                  'export PATH="$ROOT/.roar/venv/bin:$PATH"']
+        lines += _venv(recipe["packages"]["python"])
     for step in recipe["steps"]:
         cwd = mapping.path(step["cwd"])
         if step["type"] == "get":
@@ -39,6 +38,26 @@ def render(recipe: dict[str, Any]) -> str:
             cmd = f"roar {step['type']} -q -- " + " ".join(_q(mapping.arg(a)) for a in step["argv"])
         lines.append(f"(cd {_q(cwd)} && {cmd})   # {step['step']}")
     return "\n".join(lines) + "\n"
+
+
+HAVE = f"have() {{ \"$1\" -I -c '{HAS_DISTRIBUTION}' \"$2\" \"$3\" \"$4\"; }}"   # NAME VERSION SITE
+
+
+def _venv(dists: list[dict[str, Any]]) -> list[str]:
+    """As --run does: a venv that sees the interpreter's own site, with only the
+    distributions it lacks at their recorded versions, and none when it lacks none."""
+    exe = next((d["exe"] for d in dists if d.get("exe")), "python3")
+    lines = [f"PY={shlex.quote(exe)}", '[ -x "$PY" ] || PY=python3', HAVE, "PINS=()"]
+    for d in dists:
+        pin = f"{d['name']}=={d['version']}" if d.get("version") else d["name"]
+        have = " ".join(shlex.quote(d.get(k) or "") for k in ("name", "version", "site"))
+        lines.append(f"have \"$PY\" {have} || PINS+=({shlex.quote(pin)})")
+    lines += ['if [ ${#PINS[@]} -gt 0 ]; then',
+              '  "$PY" -m venv --system-site-packages "$ROOT/.roar/venv"',
+              '  "$ROOT/.roar/venv/bin/pip" install -q --disable-pip-version-check "${PINS[@]}"',
+              '  export PATH="$ROOT/.roar/venv/bin:$PATH"',
+              "fi"]
+    return lines
 
 
 def _q(text: str) -> str:

@@ -171,6 +171,107 @@ def test_a_distribution_that_cannot_be_installed_is_one_line(pipeline, tmp_path)
                            "(roar-no-such-distribution==1.0): ")
 
 
+def first_difference(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+def test_the_script_remakes_the_artifact_in_a_clean_directory(pipeline, tmp_path):
+    script = tmp_path / "again.sh"
+    done = roar(pipeline, "reproduce", "final.txt", "--script", str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""   # the script is the output
+    assert script.stat().st_mode & 0o777 == 0o755 and script.read_text().startswith("#!/bin/bash\n")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    done = subprocess.run(["bash", str(script), "out"], cwd=clean, capture_output=True, text=True,
+                          env=_with_roar_shim(tmp_path, dict(os.environ)))
+    assert done.returncode == 0, done.stderr
+    out = clean / "out"
+    for name in ("built.txt", "data.csv", "out.txt", "final.txt"):
+        assert (out / name).read_bytes() == (pipeline / name).read_bytes(), name
+    steps = json.loads(roar(out, "log", "--json").stdout)
+    assert len(steps) == 4   # each step recorded again, in the new directory's own workspace
+
+
+def test_the_script_installs_only_the_distributions_the_interpreter_lacks(tmp_path):
+    from roar.record import job as jobrec
+
+    work = tmp_path / "work"
+    work.mkdir()
+    code = "import msgpack; open('v.txt', 'w').write(str(msgpack.packb([1, 2])))"
+    assert roar(work, "run", "-q", "--", sys.executable, "-c", code).returncode == 0
+    recipe = json.loads(roar(work, "reproduce", "v.txt", "--json").stdout)
+    assert "msgpack" in {d["name"] for d in recipe["packages"]["python"]}
+    offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}   # pip could install nothing
+    assert roar(work, "reproduce", "v.txt", "--script", str(tmp_path / "have.sh")).returncode == 0
+    done = subprocess.run(["bash", str(tmp_path / "have.sh"), str(tmp_path / "a")], capture_output=True,
+                          text=True, env=_with_roar_shim(tmp_path, offline))
+    assert done.returncode == 0, done.stderr   # every distribution is there: no venv, no pip
+    assert not (tmp_path / "a" / ".roar" / "venv").exists()
+    assert (tmp_path / "a" / "v.txt").read_bytes() == (work / "v.txt").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "roar", "reproduce", "v.txt", "--run", "--verify", "--dir",
+                           str(tmp_path / "c")], cwd=work, capture_output=True, text=True, env=offline)
+    assert done.returncode == 0, done.stderr   # --run agrees: the venv's own site has msgpack
+    assert not (tmp_path / "c" / ".roar" / "venv").exists()
+    [path] = (work / ".roar" / "jobs").iterdir()
+    record = jobrec.decode(path.read_bytes())
+    record["context"]["packages"]["python"][0]["distributions"].append(
+        {"name": "roar-no-such-distribution", "version": "1.0", "site": "/nowhere", "files": 1})
+    path.write_bytes(jobrec.encode(record))
+    assert roar(work, "reproduce", "v.txt", "--script", str(tmp_path / "lacks.sh")).returncode == 0
+    done = subprocess.run(["bash", str(tmp_path / "lacks.sh"), str(tmp_path / "b")], capture_output=True,
+                          text=True, env=_with_roar_shim(tmp_path, offline))
+    assert done.returncode != 0 and "roar-no-such-distribution==1.0" in done.stderr
+    assert (tmp_path / "b" / ".roar" / "venv").is_dir() and not (tmp_path / "b" / "v.txt").exists()
+
+
+def _with_roar_shim(tmp_path, env):
+    """env with a `roar` first in PATH that is the roar under test."""
+    shim = tmp_path / "bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "roar").write_text(f'#!/bin/sh\nexec {sys.executable} -m roar "$@"\n')
+    (shim / "roar").chmod(0o755)
+    return {**env, "PATH": f"{shim}:{env['PATH']}"}
+
+
+def test_verify_json_of_an_identical_reproduction(pipeline, tmp_path):
+    out = tmp_path / "again"
+    done = roar(pipeline, "reproduce", "final.txt", "--run", "--verify", "--json", "--dir", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) == {"directory", "steps"} and report["directory"] == str(out)
+    recipe = json.loads(roar(pipeline, "reproduce", "final.txt", "--json").stdout)
+    assert [(s["step"], s["uid"]) for s in report["steps"]] == [(s["step"], s["uid"])
+                                                                for s in recipe["steps"]]
+    for step, recorded in zip(report["steps"], recipe["steps"], strict=True):
+        assert set(step) == {"step", "uid", "state", "outputs"} and step["state"] == "identical"
+        assert [o["path"] for o in step["outputs"]] == [
+            o["path"].replace(str(pipeline), str(out), 1) for o in recorded["outputs"]]
+        for o, r in zip(step["outputs"], recorded["outputs"], strict=True):
+            assert o == {"path": o["path"], "recorded": r["hash"], "now": r["hash"], "state": "identical",
+                         "first_difference": None}
+
+
+def test_verify_json_names_the_differing_output_with_both_hashes_and_the_offset(pipeline, tmp_path):
+    from roar.artifacts.hashing import hash_file
+
+    done = roar(pipeline, "run", "--", "/bin/sh", "-c", "cat final.txt > stamp.txt; date +%s%N >> stamp.txt")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "again"
+    done = roar(pipeline, "reproduce", "stamp.txt", "--run", "--verify", "--json", "--dir", str(out))
+    assert done.returncode == NotReproduced.exit_code, done.stderr
+    report = json.loads(done.stdout)
+    assert [s["state"] for s in report["steps"]] == ["identical"] * 4 + ["differs"]
+    [stamp] = report["steps"][-1]["outputs"]
+    recorded = json.loads(roar(pipeline, "show", "stamp.txt", "--json").stdout)["hash"]
+    now = hash_file(str(out / "stamp.txt"))["blake3"]
+    assert recorded != now
+    before, after = (pipeline / "stamp.txt").read_bytes(), (out / "stamp.txt").read_bytes()
+    assert stamp == {"path": str(out / "stamp.txt"), "recorded": recorded, "now": now, "state": "differs",
+                     "first_difference": first_difference(before, after)}
+    assert stamp["first_difference"] >= len((pipeline / "final.txt").read_bytes())   # the time, not the copy
+
+
 @pytest.fixture
 def users_pipeline(mallory, user_dir):  # noqa: F811
     """A two-step pipeline in a git repository of mallory's, recorded with `sudo roar run`;
