@@ -201,13 +201,27 @@ def roar_cli_metadata() -> dict:
             "git": {"commit": COMMIT, "branch": "main", "remote_url": REMOTE, "clean": True}}
 
 
+def register_client_metadata() -> dict:
+    """Metadata as roar's own `roar register` sends it (roar/remote/payload.py)."""
+    return {"roar_version": "0.1.0", "cwd": "/home/alice/pipeline",
+            "packages": {"pip": {"scikit-learn": "1.4.2"}, "dpkg": {"coreutils": "9.1-1"}},
+            "runtime": {"os": {"pretty_name": "Ubuntu 24.04 LTS"}, "arch": "x86_64", "kernel": "6.8.0",
+                        "cpu": {"model": "Xeon Gold 6338", "logical_cores": 32}, "memory_bytes": 64 << 30,
+                        "gpu": [], "container": None, "python": [{"exe": "/usr/bin/python3.12",
+                                                                  "version": "3.12.3"}],
+                        "env_vars": {"PATH": "/usr/bin:/bin", "AWS_SECRET_ACCESS_KEY": "abc"}},
+            "git": {"commit": COMMIT, "branch": "main", "dirty": True, "repo": REMOTE},
+            "roar": {"uid": "0123456789abcdef", "status": "ok", "signal": None, "argv": ["python"],
+                     "argv_redacted": False, "ended_at": 1796000002.5, "composites": []}}
+
+
 def pipeline(commands=None, paths=None, metadata=None):
     """Three steps: raw -> clean, clean -> model, model + clean -> metrics."""
     commands = commands or ["python prepare.py raw.csv clean.csv", "python train.py --epochs 3 clean.csv",
                             "python evaluate.py model.pt clean.csv"]
     paths = paths or ["/home/alice/pipeline/data/raw.csv", "/home/alice/pipeline/data/clean.csv",
                       "/home/alice/pipeline/model.pt", "/home/alice/pipeline/metrics.json"]
-    metadata = metadata or [roar_metadata(1), roar_cli_metadata(), roar_metadata(3)]
+    metadata = metadata or [register_client_metadata(), roar_cli_metadata(), roar_metadata(3)]
     arts = [digest() for _ in paths]
     jobs = [{"command": cmd, "timestamp": 1796000000.0 + 60 * i, "job_uid": secrets.token_hex(16),
              "git_commit": COMMIT, "git_branch": "main", "duration_seconds": [2.5, 4210.0, 0.4][i],
@@ -296,6 +310,10 @@ def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
     assert "torch" in web.text() and "Intel i7" in web.text() and "1 h 10 min" in web.text()
     web.click("ul.io a.art", "clean.csv")
     web.click("section a.job", "prepare.py")                           # made by step 1
+    main = web.text()
+    assert "Xeon Gold 6338 · 32 cores" in main and "scikit-learn" in main and "3.12.3" in main
+    assert "AWS_SECRET_ACCESS_KEY" in main and "abc" not in web.all("table.env")[0].text
+    assert "dirty" in main and "2026-11-30 00:53:22 UTC" in main   # roar.ended_at
     web.click("ul.io a.art", "raw.csv")                                # the first input
     assert web.driver.current_url == f"{web.server.url}/a/{arts[0]}"
     assert "No registered job wrote it" in web.text()

@@ -116,41 +116,52 @@ def _context(meta: dict) -> dict:
 
 
 def machine(meta: dict) -> list[tuple[str, str]] | None:
-    """(what, value) rows of the machine a job ran on."""
-    runtime, mach = d(meta.get("runtime")), d(_context(meta).get("machine") or meta.get("machine"))
+    """(what, value) rows of the machine a job ran on: roar's `machine` (top level or under
+    `context`) first, then `runtime` (roar-cli's, or roar's own register client's)."""
     rows: list[tuple[str, str | None]] = []
-    if mach:
-        os_ = d(mach.get("os"))
-        cpu = d(mach.get("cpu"))
-        mem = mach.get("memory_bytes")
-        rows += [("host", s(mach.get("hostname"))),
-                 ("OS", s(os_.get("pretty_name")) or s(os_.get("name"))),
-                 ("kernel", " ".join(x for x in (s(mach.get("kernel")), s(mach.get("arch"))) if x) or None),
-                 ("CPU", " \u00b7 ".join(x for x in (s(cpu.get("model")), _cores(cpu.get("logical_cores")))
-                                        if x) or None),
-                 ("memory", size(mem) if isinstance(mem, int) else None),
-                 ("GPUs", ", ".join(filter(None, (s(d(g).get("model")) for g in _list(mach.get("gpus")))))
-                  or None),
-                 ("container", s(mach.get("container"))), ("VM", s(mach.get("vm")))]
-    if runtime:
-        os_, cpu, mem, py = (d(runtime.get(k)) for k in ("os", "cpu", "memory", "python"))
-        rows += [("host", s(runtime.get("hostname"))),
-                 ("OS", " ".join(x for x in (s(os_.get("system")), s(os_.get("release")),
-                                              s(os_.get("machine"))) if x) or None),
-                 ("CPU", " \u00b7 ".join(x for x in (s(cpu.get("model")), _cores(cpu.get("count")))
-                                        if x) or None),
-                 ("memory", f"{s(mem.get('total_mb'))} MB" if s(mem.get("total_mb")) else None),
-                 ("Python", " ".join(x for x in (s(py.get("implementation")), s(py.get("version")))
-                                     if x) or None),
-                 ("CUDA", s(d(runtime.get("cuda")).get("cuda_version"))),
-                 ("container", s(d(runtime.get("container")).get("type"))),
-                 ("VM", s(d(runtime.get("vm")).get("hypervisor")))]
+    for part in (d(_context(meta).get("machine") or meta.get("machine")), d(meta.get("runtime"))):
+        if part:
+            rows += _machine_rows(part)
     seen, out = set(), []
     for what, value in rows:
         if value and what not in seen:
             seen.add(what)
             out.append((what, value))
     return out or None
+
+
+def _join(sep: str, *parts) -> str | None:
+    return sep.join(x for x in (s(p) for p in parts) if x) or None
+
+
+def _machine_rows(m: dict) -> list[tuple[str, str | None]]:
+    os_, cpu, mem = d(m.get("os")), d(m.get("cpu")), d(m.get("memory"))
+    memory = m.get("memory_bytes")
+    gpus = m.get("gpus") if m.get("gpus") is not None else m.get("gpu")
+    gpus = [gpus] if isinstance(gpus, dict) else _list(gpus)
+    return [
+        ("host", s(m.get("hostname"))),
+        ("OS", s(os_.get("pretty_name")) or s(os_.get("name"))
+         or _join(" ", os_.get("system"), os_.get("release"))),
+        ("kernel", _join(" ", m.get("kernel"), m.get("arch") or os_.get("machine"))),
+        ("CPU", _join(" \u00b7 ", cpu.get("model"), _cores(cpu.get("logical_cores", cpu.get("count"))))),
+        ("memory", size(memory) if isinstance(memory, int) else
+         (f"{s(mem.get('total_mb'))} MB" if s(mem.get("total_mb")) else None)),
+        ("GPUs", ", ".join(filter(None, (s(d(g).get("model")) or s(d(g).get("name")) for g in gpus)))
+         or None),
+        ("Python", _python(m.get("python"))),
+        ("CUDA", s(d(m.get("cuda")).get("cuda_version"))),
+        ("container", s(m.get("container")) or s(d(m.get("container")).get("type"))),
+        ("VM", s(m.get("vm")) or s(d(m.get("vm")).get("hypervisor"))),
+    ]
+
+
+def _python(value) -> str | None:
+    if isinstance(value, dict):   # roar-cli: {implementation, version}
+        return _join(" ", value.get("implementation"), value.get("version"))
+    found = [_join(" ", d(p).get("version"), f"({s(d(p).get('exe'))})" if s(d(p).get("exe")) else None)
+             for p in _list(value)]   # roar: one entry per interpreter the job ran
+    return ", ".join(f for f in found if f) or None
 
 
 def _cores(n) -> str | None:
@@ -187,7 +198,7 @@ def packages(meta: dict) -> list[tuple[str, str, str | None]] | None:
 
 def git(meta: dict, job_commit: str | None, job_branch: str | None, dag_repo: str | None) -> dict | None:
     g = d(_context(meta).get("git") or meta.get("git"))
-    remote = s(g.get("remote")) or s(g.get("remote_url")) or dag_repo or None
+    remote = s(g.get("remote")) or s(g.get("remote_url")) or s(g.get("repo")) or dag_repo or None
     commit = s(g.get("commit")) or job_commit
     branch = s(g.get("branch")) or job_branch
     dirty = g.get("dirty") if isinstance(g.get("dirty"), bool) else (
@@ -244,7 +255,11 @@ def process_tree(meta: dict) -> list[dict] | None:
     return out
 
 
-def exit_text(code) -> tuple[str, bool | None]:
+def exit_text(code, meta: dict) -> tuple[str, bool | None]:
+    """The exit as words, and whether it succeeded (None: not recorded)."""
+    signal = d(meta.get("roar")).get("signal")   # roar's register client sends the record's exit
+    if isinstance(signal, int) and not isinstance(signal, bool):
+        return f"killed by signal {signal}" + (f" (exit {code})" if code is not None else ""), False
     if code is None:
         return "not recorded", None
     return (f"{code} (success)" if code == 0 else f"{code} (failed)"), code == 0

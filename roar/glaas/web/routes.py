@@ -142,7 +142,7 @@ def job(p: P, uid: str):
     upstream = queries.producers_of(p.session, p.who, [e["hash"] for e in inputs], "out")
     downstream = queries.producers_of(p.session, p.who, [e["hash"] for e in outputs], "in")
     env, env_source = present.env_read(meta)
-    exit_text, exit_ok = present.exit_text(job_.exit_code)
+    exit_text, exit_ok = present.exit_text(job_.exit_code, meta)
     cur = labels.current(p.session, dag, f"job:{uid}")
     return p.render("job.html", j=job_, dag=dag, inputs=inputs, outputs=outputs, upstream=upstream,
                     downstream=downstream, exit_text=exit_text, exit_ok=exit_ok,
@@ -150,6 +150,7 @@ def job(p: P, uid: str):
                     machine=present.machine(meta), packages=present.packages(meta), env=env,
                     env_source=env_source, processes=present.process_tree(meta),
                     cwd=present.s(meta.get("cwd")),
+                    ended=present.when(present.d(meta.get("roar")).get("ended_at")),
                     labels=present.label_rows(present.json_obj(cur.body)) if cur else [],
                     title=f"job {uid[:12]}")
 
