@@ -62,18 +62,27 @@ SUMMARIES = {
     "doctor": "Say whether roar run will work here, and how to fix it.",
     "completion": "Print a shell completion script (bash or zsh).",
     "reproduce": "Print the recipe that remakes an artifact; run and verify it.",
+    "diff": "Compare two jobs, or the jobs that made two artifacts.",
     "glaas": "Run and administer a GLaaS lineage server.",
+    "register": "Publish an artifact's lineage to a GLaaS server.",
+    "login": "Save a GLaaS server and token for register and show.",
+    "logout": "Forget the saved GLaaS server and token.",
+    "whoami": "Ask the GLaaS server who you are to it.",
 }
 
 
+# The modules of the verbs, in --help's order. Each imports only what its options need: httpx
+# and the server are imported by the commands that use them, and completion reads the whole
+# app only when a script is asked for.
+VERB_MODULES = ("run", "show", "get", "put", "status", "dag", "log", "label", "reset", "db", "doctor",
+                "reproduce", "diff", "glaas", "register", "login", "completion")
+
+
 def _register() -> None:
-    from roar.cli import dag, db, doctor, get, label, log, put, reproduce, reset, run, show, status
+    from importlib import import_module
 
-    for module in (run, show, get, put, status, dag, log, label, reset, db, doctor, reproduce):
-        module.register(app)
-    from roar.cli import glaas  # light: the server is imported by its commands only
-
-    glaas.register(app)
+    for name in VERB_MODULES:
+        import_module(f"roar.cli.{name}").register(app)
     for info in (*app.registered_commands, *app.registered_groups):
         name = info.name or (info.callback.__name__ if info.callback else None)
         if name in SUMMARIES:
