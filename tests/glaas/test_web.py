@@ -491,6 +491,31 @@ def test_login_refuses_bad_tokens_and_other_sites(site):
     assert get(server, "/static/../app.py")[0] == 404
 
 
+def test_a_composite_lists_its_members(site):
+    tree, members = digest(), [("images/cat.png", digest(), 2048), ("labels.csv", digest(), 90)]
+    uid = secrets.token_hex(16)
+    job = {"command": "python split.py", "timestamp": 1796000000.0, "job_uid": uid, "git_commit": COMMIT,
+           "git_branch": "main", "duration_seconds": 1.0, "exit_code": 0, "job_type": "run", "step_number": 1,
+           "metadata": "{}"}
+    status, rs = site.call("POST", "/registration-sessions", {"mode": "anonymous_public"})
+    base = f"/registration-sessions/{rs['registration_session_id']}"
+    auth = {"rs": rs["registration_session_token"]}
+    assert site.call("POST", f"{base}/jobs/batch", {"jobs": [job]}, **auth)[0] == 201
+    composite = {"hash": tree, "hashes": [{"algorithm": "composite-blake3", "digest": tree}], "size": 2138,
+                 "component_count_total": 2,
+                 "components": [{"relative_path": p, "leaf_kind": "file", "component_algorithm": "blake3",
+                                 "component_digest": h, "component_size": n} for p, h, n in members]}
+    assert site.call("POST", f"{base}/artifacts/composites", composite, **auth)[0] == 201
+    body = {"artifacts": [{"hash": tree, "path": "/w/dataset/"}]}
+    assert site.call("POST", f"{base}/jobs/{uid}/outputs", body, **auth)[0] == 201
+    assert site.call("POST", f"{base}/finalize", {"git_commit": COMMIT}, **auth)[0] == 200
+    status, _, html = get(site, f"/a/{tree}")
+    assert status == 200 and "composite (a directory)" in html
+    for path, h, _ in members:
+        assert path in html and h[:16] in html
+    assert "2.1 KiB (2,138 bytes)" in html and "2.0 KiB" in html and "python split.py" in html
+
+
 # ---------------------------------------------------------------- pure parts
 
 def _job(uid, step, ins, outs):
