@@ -83,13 +83,14 @@ def _one_line(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def create_app(engine, max_body: int = MAX_BODY) -> FastAPI:
+def create_app(engine, max_body: int = MAX_BODY, session_ttl: float | None = None) -> FastAPI:
     from roar.glaas.api import artifacts, auth, health, labels, legacy, registration, sessions
     from roar.glaas.db import sessionmaker_for
 
     app = FastAPI(title="GLaaS (roar)", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=f"{PREFIX}/docs", redoc_url=None)
     app.state.sessions = sessionmaker_for(engine)
+    app.state.session_ttl = session_ttl   # seconds a registration session stays open (None: 24 h)
     for module in (health, auth, registration, legacy, artifacts, sessions, labels):
         app.include_router(module.router, prefix=PREFIX)
     from roar.glaas import web

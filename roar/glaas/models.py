@@ -158,6 +158,7 @@ class Label(Base):
 
 class RegistrationSession(Base):
     __tablename__ = "registration_sessions"
+    __table_args__ = (Index("ix_registration_sessions_expiry", "status", "expires_at"),)   # the sweep
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     mode: Mapped[str] = mapped_column(String(32))   # anonymous_public | authenticated
@@ -180,3 +181,23 @@ class Staged(Base):
     kind: Mapped[str] = mapped_column(String(16))   # job | artifact | in | out
     key: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
+
+
+class SshKey(Base):
+    """A public key a user registered for SSH-signature authentication."""
+
+    __tablename__ = "ssh_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)   # SHA256:<base64>, the keyid
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    key_type: Mapped[str] = mapped_column(String(64))
+    key_blob: Mapped[str] = mapped_column(Text)   # base64, as in the .pub line
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SeenSignature(Base):
+    """Signatures of requests with side effects, kept for their time window: a replay is refused."""
+
+    __tablename__ = "seen_signatures"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)   # sha256 of the signature
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

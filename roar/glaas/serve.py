@@ -24,7 +24,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(db_url: str | None, host: str, port: int, log_level: str = "warning") -> None:
+def serve(db_url: str | None, host: str, port: int, log_level: str = "warning",
+          session_ttl: float | None = None) -> None:
     import uvicorn
 
     from roar.glaas.app import create_app
@@ -37,6 +38,7 @@ def serve(db_url: str | None, host: str, port: int, log_level: str = "warning") 
     sys.stderr.write(f"roar glaas: listening on http://{shown}:{real_port} "
                      f"(database {engine.url.render_as_string(hide_password=True)})\n")
     sys.stderr.flush()
-    config = uvicorn.Config(create_app(engine), log_level=log_level, access_log=False,
+    config = uvicorn.Config(create_app(engine, session_ttl=session_ttl), log_level=log_level,
+                            access_log=False,
                             proxy_headers=False, server_header=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from roar.glaas.store import tokens
+from roar.glaas.store import sshkeys, tokens
 from roar.glaas.store.errors import Unauthorized
 from roar.glaas.store.scope import ANONYMOUS, Principal
 
@@ -26,8 +27,9 @@ class Caller:
     rs_token: str | None = None   # Authorization: RegistrationSession <token>
 
 
-def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    """Anonymous without a header; a Bearer token must be known and not revoked."""
+async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """Anonymous without a header; a Bearer token must be known and not revoked; an SSH
+    signature must verify against a key a user registered (roar.glaas.store.sshkeys)."""
     if not authorization:
         return Caller(ANONYMOUS)
     scheme, _, value = authorization.strip().partition(" ")
@@ -35,15 +37,24 @@ def caller(request: Request, authorization: Annotated[str | None, Header()] = No
     if scheme.lower() == "registrationsession" and value:
         return Caller(ANONYMOUS, rs_token=value)
     if scheme.lower() == "bearer" and value:
-        with request.app.state.sessions() as session:
-            who = tokens.principal(session, value)
+        who = await run_in_threadpool(_with_session, request, tokens.principal, value)
         if who is None:
             raise Unauthorized("unknown or revoked token: ask the server's admin for one "
                                "(roar glaas token create)")
         return Caller(who)
     if scheme.lower() == "signature":
-        raise Unauthorized("SSH signature authentication is not enabled on this server: use a Bearer token")
+        body = await request.body()   # kept by the request: the endpoint reads it again
+        query = request.scope.get("query_string") or b""
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        path += "?" + query.decode("latin-1") if query else ""
+        return Caller(await run_in_threadpool(_with_session, request, sshkeys.principal, value,
+                                              request.method, path, body))
     raise Unauthorized(f"unsupported Authorization scheme {scheme!r}: use Bearer <token>")
+
+
+def _with_session(request: Request, fn, *args):
+    with request.app.state.sessions() as session:
+        return fn(session, *args)
 
 
 def ok(data: object, status: int = 200) -> JSONResponse:

@@ -3,6 +3,7 @@ finalize, and the labels sent after it (roar.glaas.store.registration)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request
@@ -18,10 +19,12 @@ Uid = Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
 
 
 @router.post("", status_code=201)
-def open_session(*, body: Annotated[schemas.RegistrationSessionIn | None, Body()] = None,
+def open_session(*, request: Request, body: Annotated[schemas.RegistrationSessionIn | None, Body()] = None,
                  c: Who, session: DB):
     body = body or schemas.RegistrationSessionIn()
-    return ok(registration.open_session(session, c.who, body.mode, body.client_session_id), 201)
+    ttl = request.app.state.session_ttl
+    return ok(registration.open_session(session, c.who, body.mode, body.client_session_id,
+                                        **({"ttl": timedelta(seconds=ttl)} if ttl else {})), 201)
 
 
 def _rs(session: Session, rs_id: str, c: Caller):

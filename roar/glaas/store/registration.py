@@ -26,7 +26,23 @@ TTL = timedelta(hours=24)
 ANONYMOUS_MODE = "anonymous_public"
 
 
-def open_session(session: Session, who: Principal, mode: str | None, client_session_id: str | None) -> dict:
+def expire(session: Session) -> int:
+    """Drop the registration sessions left open past their end, and what they staged: an
+    abandoned registration is never made visible, and its staging does not pile up."""
+    gone = select(RegistrationSession.id).where(RegistrationSession.status == "open",
+                                                RegistrationSession.expires_at < now())
+    ids = list(session.scalars(gone.limit(1000)))
+    if ids:
+        session.execute(delete(Staged).where(Staged.session_id.in_(ids)))
+        session.execute(delete(RegistrationSession).where(RegistrationSession.id.in_(ids),
+                                                          RegistrationSession.status == "open"))
+    session.commit()
+    return len(ids)
+
+
+def open_session(session: Session, who: Principal, mode: str | None, client_session_id: str | None,
+                 ttl: timedelta = TTL) -> dict:
+    expire(session)   # each new registration sweeps the abandoned ones (any server process may)
     anonymous = who.anonymous   # a token holder registers as themselves; the scope comes at finalize
     if anonymous and mode not in (None, ANONYMOUS_MODE):
         raise Unauthorized(f"mode {mode!r} needs a token: log in, or register anonymously (public)")
@@ -34,7 +50,7 @@ def open_session(session: Session, who: Principal, mode: str | None, client_sess
     row = RegistrationSession(id="rs_" + secrets.token_hex(12), token_sha256=sha256(token) if token else None,
                               mode=ANONYMOUS_MODE if anonymous else "authenticated", user_id=who.user_id,
                               project_id=who.project_id, client_session_id=client_session_id, status="open",
-                              created_at=now(), expires_at=now() + TTL)
+                              created_at=now(), expires_at=now() + ttl)
     session.add(row)
     session.commit()
     out = {"registration_session_id": row.id, "mode": row.mode, "created": True, "status": row.status,
@@ -47,8 +63,12 @@ def open_session(session: Session, who: Principal, mode: str | None, client_sess
 def authorize(session: Session, rs_id: str, who: Principal, rs_token: str | None) -> RegistrationSession:
     """The registration session, if this caller is the one that opened it."""
     row = session.get(RegistrationSession, rs_id)
+    if row is not None and row.status == "open" and aware(row.expires_at) < now():
+        expire(session)   # past its end: dropped now, as the next sweep would
+        row = None
     if row is None:
-        raise NotFound(f"no registration session {rs_id}: start one with POST /registration-sessions")
+        raise NotFound(f"no registration session {rs_id} (or it expired unfinished): start one with "
+                       "POST /registration-sessions")
     if row.mode == ANONYMOUS_MODE:
         if rs_token is None:
             raise Unauthorized("this registration session needs its token: "
