@@ -121,10 +121,13 @@ def roar_cmd(*args: str, check: bool = False) -> subprocess.CompletedProcess:
 class Server:
     """`roar glaas serve` in a process of its own, on a free loopback port."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, *options: str, host: str = "127.0.0.1", netns: str | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "roar", "glaas", "serve", "--db", db, "--port", "0"],
-                                     stderr=subprocess.PIPE, text=True, env=env)
+        argv = [sys.executable, "-m", "roar", "glaas", "serve", "--db", db, "--host", host, "--port", "0",
+                *options]
+        if netns:   # inside a network namespace the test made (tests/glaas/test_faults.py)
+            argv = ["ip", "netns", "exec", netns, *argv]
+        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stderr.readline()
         found = re.search(r"listening on (http://\S+)", line)
         if not found:
