@@ -328,6 +328,15 @@ def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
     steps = [li.text for li in web.all("ol.steps li")]
     assert [s.split("\n")[0] for s in steps] == [f"@{i + 1} {j['command']}" for i, j in enumerate(jobs)]
     assert "churn-model" in web.text() and "candidate" in web.text()
+    svg = web.all("svg.dag")[0]
+    natural = int(svg.get_dom_attribute("width"))
+    web.all(".zoom button[data-zoom=in]")[0].click()
+    assert int(svg.get_dom_attribute("width")) == int(natural * 1.25 + 0.5)   # the zoom buttons work
+    web.all(".zoom button[data-zoom=fit]")[0].click()
+    web.all("button.copy")[0].click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(web.driver, 5).until(lambda d: web.all("button.copy")[0].text == "Copied")
     if shots:
         web.shoot("session")
     web.click("svg.dag a.node.job rect")                               # a node of the picture is a link
@@ -486,6 +495,7 @@ def test_login_refuses_bad_tokens_and_other_sites(site):
     assert "no longer valid" in html and "log in" in html and "glaas_token=\"\"" in headers["set-cookie"]
     assert get(server, "/dag/" + "a" * 64)[1]["location"] == "/s/" + "a" * 64   # receipts' links
     assert get(server, "/s/" + "a" * 64)[0] == 404
+    assert get(server, "/s/abcdef12")[1]["location"] == "/?q=abcdef12"   # a prefix is searched for
     assert get(server, "/a/not-hex")[0] == 422
     assert get(server, "/j/" + "x" * 65)[0] == 404
     assert get(server, "/static/../app.py")[0] == 404

@@ -156,6 +156,8 @@ def job(p: P, uid: str):
 
 
 def _visible_dag(p: Page, digest: str):
+    if queries.HEX.match(digest) and not SESSION_HASH.match(digest):   # a prefix: search for it
+        return None, _redirect(f"/?q={quote(digest)}")
     dag = queries.dag_row(p.session, digest) if SESSION_HASH.match(digest) else None
     if dag is None:
         return None, p.message(404, "No such session", f"no session {digest} is registered: give the "
