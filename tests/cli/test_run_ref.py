@@ -59,6 +59,15 @@ def test_a_job_uid_names_it_too_and_the_status_is_the_commands(work):
     assert show(work, "@3")["labels"] == {"why": "again", "roar.rerun_of": uid}
 
 
+def test_a_build_step_stays_a_build_step(work):
+    assert roar(work, "build", "-q", "--", "/bin/sh", "-c", "cat in.txt > built.txt").returncode == 0
+    done = roar(work, "run", "-q", "@B1")
+    assert done.returncode == 0, done.stderr
+    again = show(work, "@B2")
+    assert (again["type"], again["argv"][2]) == ("build", "cat in.txt > built.txt")
+    assert again["labels"]["roar.rerun_of"] == show(work, "@B1")["uid"]
+
+
 def test_after_dashes_it_is_a_command_name(work):
     done = roar(work, "run", "--", "@1")
     assert done.returncode == 127
