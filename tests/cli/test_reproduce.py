@@ -234,6 +234,26 @@ def _with_roar_shim(tmp_path, env):
     return {**env, "PATH": f"{shim}:{env['PATH']}"}
 
 
+def test_a_roar_package_in_the_checkout_is_not_what_runs_the_steps(tmp_path):
+    """The steps' roar runs as root in the checkout: a `roar/` there must not be imported."""
+    work, marker = tmp_path / "work", tmp_path / "imported"
+    (work / "roar").mkdir(parents=True)
+    (work / "roar" / "__init__.py").write_text("")
+    (work / "roar" / "__main__.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    (work / "src.txt").write_text("x\n")
+    git(work, "init", "-q")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "a repository with its own roar/")
+    isolated = [sys.executable, "-I", "-m", "roar"]   # so that recording it does not import it either
+    done = subprocess.run([*isolated, "run", "-q", "--", "/bin/cp", "src.txt", "out.txt"], cwd=work,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([*isolated, "reproduce", "out.txt", "--run", "--verify", "--dir",
+                           str(tmp_path / "a")], cwd=work, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a" / "roar" / "__main__.py").exists() and not marker.exists()
+
+
 def test_verify_json_of_an_identical_reproduction(pipeline, tmp_path):
     out = tmp_path / "again"
     done = roar(pipeline, "reproduce", "final.txt", "--run", "--verify", "--json", "--dir", str(out))
