@@ -542,6 +542,13 @@ def test_layout_puts_each_node_below_what_it_needs():
     assert all(0 <= n.x <= drawn.width - drawn.node_w and 0 <= n.y <= drawn.height - drawn.node_h
                for n in drawn.nodes)
     assert len(drawn.edges) == 7 and all(e.path.startswith("M") for e in drawn.edges)
+    # clean.csv -> step 3 passes two layers: between their boxes, not through them
+    long = next(e for e in drawn.edges if (e.source, e.target) == ("a:b", "j:j3"))
+    passes = [tuple(map(float, p.split(","))) for p in re.findall(r"L([\d.]+,[\d.]+)", long.path)]
+    assert len(passes) == 2
+    for px, py in passes:
+        assert not any(n.x <= px <= n.x + drawn.node_w and n.y <= py - 1 <= n.y + drawn.node_h
+                       for n in drawn.nodes), (px, py)
     # a job that writes back what an earlier step read: still a layout, the edge goes up
     cyclic = dag_layout.layout([_job("j1", 1, ["a"], ["b"]), _job("j2", 2, ["b"], ["a"])])
     assert len(cyclic.nodes) == 4 and len(cyclic.edges) == 4

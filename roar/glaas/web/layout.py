@@ -5,8 +5,10 @@ Jobs and artifacts are both nodes. An artifact no job of the DAG wrote sits in l
 job sits one layer below the lowest of its inputs; an artifact one layer below the job that
 first wrote it. Jobs are taken in step order, so a DAG with a cycle (a job writing back
 content an earlier step read) still gets a layout: that edge simply points upwards.
-Within a layer, nodes are ordered by the mean position of their neighbours (a few sweeps
-of the barycenter heuristic), which keeps most edges short and uncrossed.
+An edge over several layers takes a narrow slot in each layer it passes (as in Sugiyama's
+method), so it runs between boxes rather than through them. Within a layer, nodes and slots
+are ordered by the mean position of their neighbours (a few sweeps of the barycenter
+heuristic), which keeps most edges short and uncrossed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 NODE_W, NODE_H = 220, 46
 GAP_X, GAP_Y = 28, 58
+VIA_W = 8            # the slot an edge takes in a layer it passes through
 MARGIN = 16
 SWEEPS = 4
 LABEL_CHARS = 30   # an artifact's name (proportional font)
@@ -103,18 +106,18 @@ def _assign_layers(jobs: list[dict], nodes: dict[str, Node]) -> None:
                 placed.add(key)
 
 
-def _order(layers: list[list[str]], edges: list[Edge], nodes: dict[str, Node]) -> None:
-    neighbours: dict[str, list[str]] = {k: [] for k in nodes}
-    for e in edges:
-        neighbours[e.source].append(e.target)
-        neighbours[e.target].append(e.source)
+def _order(layers: list[list[str]], segments: list[tuple[str, str]], layer_of: dict[str, int]) -> None:
+    neighbours: dict[str, list[str]] = {k: [] for layer in layers for k in layer}
+    for a, b in segments:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
     position = {k: i for layer in layers for i, k in enumerate(layer)}
 
     def sweep(indices, above):
         for li in indices:
             def centre(key, li=li):
                 near = [position[n] for n in neighbours[key]
-                        if (nodes[n].layer < li if above else nodes[n].layer > li)]
+                        if (layer_of[n] < li if above else layer_of[n] > li)]
                 return sum(near) / len(near) if near else position[key]
             layers[li].sort(key=centre)
             position.update({k: i for i, k in enumerate(layers[li])})
@@ -124,39 +127,68 @@ def _order(layers: list[list[str]], edges: list[Edge], nodes: dict[str, Node]) -
         sweep(range(len(layers) - 2, -1, -1), above=False)
 
 
+def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
+    mid = (y1 + y2) / 2
+    return f"C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}"
+
+
 def layout(jobs: list[dict]) -> Layout:
     """jobs as roar.glaas.store.lookup.dag_view gives them (in step order)."""
     nodes, edges = _nodes_and_edges(jobs)
     _assign_layers(jobs, nodes)
-    depth = 1 + max((n.layer for n in nodes.values()), default=-1)
-    layers: list[list[str]] = [[] for _ in range(depth)]
+    used = sorted({n.layer for n in nodes.values()})
+    renumber = {old: new for new, old in enumerate(used)}   # no empty layers
+    for node in nodes.values():
+        node.layer = renumber[node.layer]
+    layers: list[list[str]] = [[] for _ in used]
     for key, node in nodes.items():
         layers[node.layer].append(key)
-    layers = [layer for layer in layers if layer]
-    for li, layer in enumerate(layers):   # renumber without empty layers
-        for key in layer:
-            nodes[key].layer = li
-    _order(layers, edges, nodes)
-    widest = max((len(layer) for layer in layers), default=0)
-    width = 2 * MARGIN + widest * NODE_W + max(widest - 1, 0) * GAP_X
+    layer_of = {k: n.layer for k, n in nodes.items()}
+    # an edge over several layers passes through a narrow placeholder in each: the ordering
+    # then keeps it clear of the boxes in between
+    via: dict[int, list[str]] = {}
+    segments: list[tuple[str, str]] = []
+    for i, e in enumerate(edges):
+        s, t = nodes[e.source].layer, nodes[e.target].layer
+        chain = []
+        for li in range(s + 1, t):
+            key = f"v:{i}:{li}"
+            layers[li].append(key)
+            layer_of[key] = li
+            chain.append(key)
+        via[i] = chain
+        points = [e.source, *chain, e.target]
+        segments += list(zip(points[:-1], points[1:], strict=True))
+    _order(layers, segments, layer_of)
+
+    def width_of(key: str) -> int:
+        return VIA_W if key.startswith("v:") else NODE_W
+
+    rows = [sum(width_of(k) for k in layer) + max(len(layer) - 1, 0) * GAP_X for layer in layers]
+    width = 2 * MARGIN + max(rows, default=0)
+    x: dict[str, float] = {}
     for li, layer in enumerate(layers):
-        row = len(layer) * NODE_W + (len(layer) - 1) * GAP_X
-        left = (width - row) / 2
-        for i, key in enumerate(layer):
-            nodes[key].x = left + i * (NODE_W + GAP_X)
-            nodes[key].y = MARGIN + li * (NODE_H + GAP_Y)
+        left = (width - rows[li]) / 2
+        for key in layer:
+            x[key] = left
+            left += width_of(key) + GAP_X
+            if key in nodes:
+                nodes[key].x, nodes[key].y = x[key], MARGIN + li * (NODE_H + GAP_Y)
     side = 0
-    for e in edges:
+    for i, e in enumerate(edges):
         s, t = nodes[e.source], nodes[e.target]
-        if t.layer == s.layer + 1:   # the next layer down: straight from bottom to top
-            x1, y1 = s.x + NODE_W / 2, s.y + NODE_H
-            x2, y2 = t.x + NODE_W / 2, t.y - 4   # room for the arrow head
-            mid = (y1 + y2) / 2
-            e.path = f"M{x1:.0f},{y1:.0f} C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}"
+        if t.layer > s.layer:   # downwards: bottom of one box to the top of the other
+            px, py = s.x + NODE_W / 2, s.y + NODE_H
+            path = [f"M{px:.0f},{py:.0f}"]
+            for key in via[i]:   # straight down through each layer it crosses
+                vx, top = x[key] + VIA_W / 2, MARGIN + layer_of[key] * (NODE_H + GAP_Y)
+                path += [_curve(px, py, vx, top), f"L{vx:.0f},{top + NODE_H:.0f}"]
+                px, py = vx, top + NODE_H
+            path.append(_curve(px, py, t.x + NODE_W / 2, t.y - 4))   # room for the arrow head
+            e.path = " ".join(path)
             continue
-        # over other layers, or upwards (a cycle): around the right side, so no node hides it
-        span = abs(t.layer - s.layer)
-        bend = GAP_X + min(span, 6) * 14
+        # upwards (a cycle: a job wrote back what an earlier step read): around the right side
+        bend = GAP_X + min(s.layer - t.layer, 6) * 14
         side = max(side, bend)
         x1, y1 = s.x + NODE_W, s.y + NODE_H / 2
         x2, y2 = t.x + NODE_W + 4, t.y + NODE_H / 2
