@@ -122,8 +122,9 @@ def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(["blake3", *names]))
 
 
-def _again(ref: str, options: Any, quiet: bool) -> list[str]:
-    """The recorded job's argv, with options and the process's cwd set for it."""
+def _again(ref: str, options: Any, quiet: bool) -> Any:
+    """The recorded job (roar.reproduce.rerun.Rerun), with options and the process's cwd
+    set for it."""
     import shlex
 
     from roar.cli.entry import say
@@ -140,7 +141,7 @@ def _again(ref: str, options: Any, quiet: bool) -> list[str]:
     if not quiet:
         say(f"roar: re-running {again.step} {again.uid} in {printable(again.cwd)}: "
             f"{printable(shlex.join(again.argv))}\n")
-    return again.argv
+    return again
 
 
 def summary(record: dict[str, Any]) -> str:
@@ -169,9 +170,23 @@ def execute(kind: str, command: list[str], ring_buffer: str, hashes: list[str], 
     options = RunOptions(kind=kind, ring_bytes=parse_size(ring_buffer), verbose=verbose,
                          hash_algorithms=hash_algorithms(hashes),
                          labels=parse_assignments(labels) if labels else {}, hold_reads=not no_hold)
-    if rerun:
-        command = _again(command[0], options, quiet)
-    result = run_job(list(command), options)
+    again = _again(command[0], options, quiet) if rerun else None
+    result = run_job(list(again.argv if again else command), options)
     if not quiet or result.record["warnings"]:
         say(summary(result.record) + "\n")    # a closed or broken stderr must not change the status
+    if again and not quiet:
+        old, new = _name_now(again, result.record), _step(result.record)
+        say(f"roar: `roar diff {old} {new}` shows what changed\n")
     return result.exit_code
+
+
+def _step(record: dict[str, Any]) -> str:
+    from roar.lineage.refs import step_name
+
+    return step_name(record["step"], record["type"])
+
+
+def _name_now(again: Any, record: dict[str, Any]) -> str:
+    """The re-run job as the current session names it: its step, or its uid when it is of
+    another session."""
+    return again.step if again.session == record["session"] else again.uid

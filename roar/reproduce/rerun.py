@@ -25,6 +25,7 @@ MAX_LISTED = 5
 class Rerun:
     uid: str
     step: str                  # @N or @BN, in the session it was recorded in
+    session: str
     kind: str                  # run | build
     argv: list[str]
     cwd: str
@@ -77,7 +78,7 @@ def _check(record: dict[str, Any]) -> Rerun:
     if record.get("argv_redacted"):
         raise ReproduceRefused(f"{step} ({record['command']}) has credentials replaced by <redacted> in its "
                                "record: run the command yourself")
-    return Rerun(record["uid"], step, record["type"], list(record["argv"]), record["cwd"])
+    return Rerun(record["uid"], step, record["session"], record["type"], list(record["argv"]), record["cwd"])
 
 
 def _enter(cwd: str, root) -> None:

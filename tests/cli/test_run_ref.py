@@ -49,6 +49,7 @@ def test_it_runs_the_command_again_in_the_recorded_cwd_as_a_new_step(work):
     assert again["session"] == first["session"]
     assert again["labels"] == {"roar.rerun_of": first["uid"]}
     assert f"roar: re-running @1 {first['uid']} in {work / 'sub'}: " in done.stderr
+    assert done.stderr.endswith("roar: `roar diff @1 @2` shows what changed\n")
 
 
 def test_a_job_uid_names_it_too_and_the_status_is_the_commands(work):
@@ -57,6 +58,16 @@ def test_a_job_uid_names_it_too_and_the_status_is_the_commands(work):
     done = roar(work, "run", "-q", "--label", "why=again", uid)
     assert done.returncode == 3, done.stderr
     assert show(work, "@3")["labels"] == {"why": "again", "roar.rerun_of": uid}
+
+
+def test_a_job_of_an_earlier_session_is_named_by_its_uid(work):
+    uid = show(work, "@1")["uid"]
+    assert roar(work, "reset").returncode == 0
+    done = roar(work, "run", uid)
+    assert done.returncode == 0, done.stderr
+    again = show(work, "@1")   # the first step of the new session
+    assert again["uid"] != uid and again["labels"] == {"roar.rerun_of": uid}
+    assert done.stderr.endswith(f"roar: `roar diff {uid} @1` shows what changed\n")
 
 
 def test_a_build_step_stays_a_build_step(work):
