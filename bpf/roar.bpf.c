@@ -124,6 +124,30 @@ struct {
 	__type(value, __u8);
 } pinned SEC(".maps");
 
+/* The inode each thread last reported on, one for reads and one for writes, and
+ * the accesses its process reported for it: a read or write loop on the same file
+ * (dd, a log writer) then costs a few loads, without the `seen` lookup. Thread
+ * storage lives and dies with the thread, so a reused pid starts empty; the
+ * inode is compared by address, number and generation, so a freed and reused
+ * inode is a miss. */
+struct last_inode {
+	__u64 inode;
+	__u64 ino;
+	__u32 generation;
+	__u32 bits;
+};
+
+struct last_inodes {
+	struct last_inode slot[2];   /* 0: reads, 1: writes and other changes */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct last_inodes);
+} last SEC(".maps");
+
 /* Events are assembled here (too big for the 512-byte stack), then copied
  * into the ring buffer with their exact size. */
 #define FIXED_MAX 128
@@ -396,6 +420,21 @@ static __always_inline void mark_seen(struct seen_key *key, __u32 fresh)
  * for this inode. Only regular files: pipes, sockets and devices carry no
  * lineage. Keyed by inode, so dup'd, inherited and redirected fds all land on
  * the same state. */
+/* What the process has reported for this inode, for the thread's next access */
+static __always_inline void remember_last(struct last_inode *l, struct inode *ino, struct seen_key *key,
+					  __u32 bits)
+{
+	if (!l)
+		return;
+	if (l->inode != (__u64)ino || l->ino != key->ino || l->generation != key->generation) {
+		l->inode = (__u64)ino;
+		l->ino = key->ino;
+		l->generation = key->generation;
+		l->bits = 0;
+	}
+	l->bits |= bits;
+}
+
 /* Hold the current thread for the pinner, once per file per job. Only a thread
  * the pinner traces is held: a signal to any other would be seen. */
 static __always_inline void hold_for_pin(struct task_struct *t, struct seen_key *key, long fd)
@@ -430,17 +469,29 @@ __noinline int file_access(__u64 file, __u32 access, long fd)
 	if (!f)
 		return 0;
 	ino = BPF_CORE_READ(f, f_inode);
-	mode = BPF_CORE_READ(ino, i_mode);
-	if ((mode & S_IFMT) != S_IFREG)
-		return 0;
-	key.start = t->group_leader->start_time;
-	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	key.ino = BPF_CORE_READ(ino, i_ino);
 	key.generation = BPF_CORE_READ(ino, i_generation);
+	struct last_inodes *lasts = bpf_task_storage_get(&last, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct last_inode *l = NULL;
+	if (lasts) {
+		l = &lasts->slot[(access & READS) ? 0 : 1];
+		if (l->inode == (__u64)ino && l->ino == key.ino && l->generation == key.generation &&
+		    !(access & ~l->bits))
+			return 0;
+	}
+	mode = BPF_CORE_READ(ino, i_mode);
+	if ((mode & S_IFMT) != S_IFREG) {
+		remember_last(l, ino, &key, ~0U);   /* a pipe, socket or device: never reported */
+		return 0;
+	}
+	key.start = t->group_leader->start_time;
+	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	bits = bpf_map_lookup_elem(&seen, &key);
 	fresh = bits ? access & ~*bits : access;
-	if (!fresh)
+	if (!fresh) {
+		remember_last(l, ino, &key, bits ? *bits : access);
 		return 0;
+	}
 
 	/* A system file read by another process of the job was reported already:
 	 * such reads only feed the package list, one fact per job is enough. */
@@ -450,6 +501,7 @@ __noinline int file_access(__u64 file, __u32 access, long fd)
 	bits = !(fresh & ~READS) ? bpf_map_lookup_elem(&seen, &job_key) : NULL;
 	if (bits && !(fresh & ~*bits)) {
 		mark_seen(&key, fresh);
+		remember_last(l, ino, &key, access);
 		return 0;
 	}
 	__u32 job_bits = bits ? *bits : 0;
@@ -476,6 +528,7 @@ __noinline int file_access(__u64 file, __u32 access, long fd)
 	if (submit_event(s, off, (fresh & READS) && !system))
 		return 0;   /* dropped (counted): the next access tries again */
 	mark_seen(&key, fresh);
+	remember_last(l, ino, &key, access);
 	if (system && !(fresh & ~READS)) {
 		__u32 all = fresh | job_bits;
 		bpf_map_update_elem(&seen, &job_key, &all, BPF_ANY);
