@@ -44,6 +44,10 @@ document.addEventListener("DOMContentLoaded", function () {
     apply();
   }
   zoom.hidden = false;
+  if (natural > canvas.clientWidth) {   // fit a wide DAG, but not below a readable size (then pan)
+    scale = Math.max((canvas.clientWidth - 4) / natural, 0.65);
+    apply();
+  }
   zoom.addEventListener("click", function (event) {
     var what = event.target.getAttribute("data-zoom");
     if (what === "in") { scale = Math.min(scale * 1.25, 4); apply(); }
