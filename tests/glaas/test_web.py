@@ -486,6 +486,11 @@ def test_login_refuses_bad_tokens_and_other_sites(site):
     assert status == 403
     status, headers, _ = get(server, "/login", data=form, headers={"Sec-Fetch-Site": "same-origin"})
     assert status == 303 and headers["location"] == "/"   # a redirect elsewhere is not followed
+    for back in ("/%09/evil.example", "/%5Cevil.example", "https://evil.example/", "/s/%0a"):
+        form = f"token={token}&next={back}".encode()
+        assert get(server, "/login", data=form)[1]["location"] == "/", back
+    form = f"token={token}&next=/a/{'b' * 64}%3Fx%3D1".encode()
+    assert get(server, "/login", data=form)[1]["location"] == f"/a/{'b' * 64}?x=1"   # back where it was
     cookie = headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     status, _, html = get(server, "/", headers={"Cookie": f"glaas_token={token}"})

@@ -212,9 +212,14 @@ def login_form(p: P, next: str = "/"):
     return p.render("login.html", next=_local(next), error=None, title="log in")
 
 
+LOCAL_PATH = re.compile(r"^/(?![/\\])[^\s\x00-\x1f\x7f\\]*$")
+
+
 def _local(url: str) -> str:
-    """A path on this server to return to; anything else is /."""
-    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
+    """A path on this server to return to; anything else is /. Browsers drop tabs and
+    newlines from a URL and read a backslash as a slash, so a path holding one of them
+    could lead off the server: it is refused."""
+    return url if LOCAL_PATH.fullmatch(url) else "/"
 
 
 async def _form(request: Request) -> dict[str, str]:
