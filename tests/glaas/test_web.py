@@ -333,12 +333,12 @@ def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
     web.all(".zoom button[data-zoom=in]")[0].click()
     assert int(svg.get_dom_attribute("width")) == int(natural * 1.25 + 0.5)   # the zoom buttons work
     web.all(".zoom button[data-zoom=fit]")[0].click()
+    if shots:
+        web.shoot("session")
     web.all("button.copy")[0].click()
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(web.driver, 5).until(lambda d: web.all("button.copy")[0].text == "Copied")
-    if shots:
-        web.shoot("session")
     web.click("svg.dag a.node.job rect")                               # a node of the picture is a link
     assert "/j/" in web.driver.current_url
 
