@@ -191,6 +191,21 @@ def test_sessions_after_a_reset_start_from_sources(ws, jobs):
     assert second[0].artifacts[read].source
 
 
+def test_the_fixture_sessions_of_the_other_tests(ws, jobs):
+    """The workspaces other lineage tests build: a pipeline and the busy session (bytes made
+    again, members read, a second session)."""
+    from tests.unit.test_session_facts import busy_session
+
+    jobs.add("prepare", reads={"raw.csv": b"raw"}, writes={"data.csv": b"data"})
+    jobs.add("train", reads=["data.csv"], writes={"model.pt": b"model"})
+    jobs.add("evaluate", reads=["model.pt", "data.csv"], writes={"metrics.json": b"{}"})
+    ws.reset()
+    busy_session(ws, jobs)
+    (ws.root / "raw.csv").write_bytes(b"changed")     # and stale, for the stale marks
+    sessions = check_all(ws)
+    assert len(sessions) == 3 and any(j.stale for d, _ in sessions for j in d.jobs)
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_generated_sessions(ws, jobs, seed):
     """Random jobs over a few paths and contents: copies, rewrites in place, bytes coming
