@@ -46,7 +46,7 @@ def test_edges_and_who_fed_whom(ws, pipeline):
     p, t, e = pipeline
     dag = build(ws)
     assert [j.name for j in dag.jobs] == ["@1", "@2", "@3"]
-    assert dag.job(t["uid"]).fed_by == {t["inputs"][0]["hash"]: p["uid"]}
+    assert dag.job(t["uid"]).fed_by == {f'{t["inputs"][0]["hash"]}@{p["uid"]}': p["uid"]}
     assert set(dag.job(e["uid"]).fed_by.values()) == {p["uid"], t["uid"]}
     assert len(dag.artifacts) == 4
     assert dag.artifacts[p["inputs"][0]["hash"]].source
@@ -151,7 +151,7 @@ def test_composite_output_is_one_node(ws, jobs):
     comp = next(a for a, n in dag.artifacts.items() if n.kind == "composite")
     assert dag.jobs[1].fed_by == {comp: dag.jobs[0].uid}
     conn = ws.index()
-    info = queries.artifact(conn, comp)
+    info = queries.artifact(conn, dag.artifacts[comp].hash)
     conn.close()
     assert [m["name"] for m in info["members"]] == [f"part-{i}" for i in range(10)]
     (ws.root / "out/part-3").write_bytes(b"X")

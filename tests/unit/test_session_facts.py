@@ -123,8 +123,8 @@ def test_streamed_json_is_the_dag(ws, jobs):
         jobs_ = [n for n in js["nodes"] if n["kind"] == "job"]
         assert [(n["uid"], n["stale_reasons"]) for n in jobs_] == [(j.uid, j.stale) for j in dag.jobs]
         arts = [n for n in js["nodes"] if n["kind"] != "job"]
-        assert [(n["hash"], n["kind"], n["paths"], n["source"], n["stale"]) for n in arts] == [
-            (a, n.kind, n.paths, n.source, n.stale) for a, n in dag.artifacts.items()]
+        assert [(n["id"], n["hash"], n["kind"], n["paths"], n["source"], n["stale"]) for n in arts] == [
+            (f"artifact:{a}", n.hash, n.kind, n.paths, n.source, n.stale) for a, n in dag.artifacts.items()]
         assert len(js["job_edges"]) == sum(len(j.fed_by) for j in dag.jobs)
     conn.close()
 
