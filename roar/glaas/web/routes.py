@@ -61,7 +61,8 @@ class Page:
         self.who, self.stale_cookie = identity.principal(request, session)
 
     def render(self, template: str, status: int = 200, **values) -> HTMLResponse:
-        html = _env().get_template(template).render(user=self.who.user_name, path=self.request.url.path,
+        here = self.request.url.path + (f"?{self.request.url.query}" if self.request.url.query else "")
+        html = _env().get_template(template).render(user=self.who.user_name, path=here,
                                                     stale_cookie=self.stale_cookie, **values)
         response = HTMLResponse(html, status_code=status, headers=HEADERS)
         if self.stale_cookie:
