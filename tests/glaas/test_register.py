@@ -242,7 +242,9 @@ def test_dry_run_sends_nothing_and_only_redacted_values(pipeline, proxy, db_url,
     assert real["session_hash"] == anonymous["session_hash"]
     assert proxy.seen[0] == ("GET", "/api/v1/health")
     rs_id = proxy.seen[2][1].split("/")[4]
-    assert [path for _, path in proxy.seen[1:]] == [p.replace("rs_ID", rs_id) for p in paths]
+    sent, planned = [path for _, path in proxy.seen[1:]], [p.replace("rs_ID", rs_id) for p in paths]
+    assert sorted(sent) == sorted(planned)          # the edges go several at a time: in any order
+    assert sent[:3] == planned[:3] and sent[-2:] == planned[-2:]   # open, jobs, artifacts; finalize, labels
 
 
 def test_an_interrupted_registration_leaves_nothing_and_the_next_run_completes_it(pipeline, server, proxy,
