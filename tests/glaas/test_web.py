@@ -356,6 +356,10 @@ def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
         web.shoot("search")
         web.open("/login")
         web.shoot("login")
+    web.open("/a/" + "0" * 64)
+    assert "No such artifact" in web.text() and "is registered" in web.text()
+    if shots:
+        web.shoot("not-found")
 
     outside = [u for u in web.requests() if urlsplit(u).hostname not in ("127.0.0.1", None)
                and not u.startswith(("data:", "about:"))]

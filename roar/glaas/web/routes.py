@@ -70,6 +70,7 @@ class Page:
         return response
 
     def message(self, status: int, title: str, text: str, **values) -> HTMLResponse:
+        text = text[:1].upper() + text[1:]   # the store's messages are one-line errors, lower case
         return self.render("message.html", status=status, title=title, text=text, **values)
 
 
