@@ -1,6 +1,6 @@
 """Requests to a GLaaS server (/api/v1), with retries, and refusals turned into RoarErrors.
 
-- A connection that fails or breaks, a timeout, and a 5xx reply are retried with
+- A connection that fails or breaks, a timeout, a 5xx reply and a 429 are retried with
   exponential backoff (0.25 s doubling, at most 4 s apart; ROAR_GLAAS_RETRIES attempts,
   default 6). Every call of the registration is idempotent on the server, so a repeat is
   harmless (a repeated POST /registration-sessions only opens a session nobody uses).
@@ -22,7 +22,7 @@ from roar.remote.errors import AuthRefused, ServerUnavailable
 
 API = "/api/v1"
 TIMEOUT_S = 30.0
-RETRY_STATUS = frozenset({500, 502, 503, 504})
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 def _attempts() -> int:

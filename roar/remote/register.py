@@ -21,6 +21,7 @@ from roar.remote.payload import Plan
 JOB_BATCH = 200        # jobs carry their metadata: keep each request well under the body cap
 ARTIFACT_BATCH = 1000
 EDGE_BATCH = 1000
+BATCH_BYTES = 90_000   # the hosted service's body parser takes about 100 KB (glaas-protocol.md)
 EDGE_REQUESTS = 8      # in flight at once: a registration is bound by round trips, not bandwidth
 
 
@@ -62,16 +63,28 @@ def scope_request(scope: str) -> dict | None:
     return {"owner_resolution": "current_user", "owner_type": "user", "visibility": scope}
 
 
-def _batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _batches(items: list, size: int, most_bytes: int = BATCH_BYTES):
+    """At most `size` items and (unless one item alone is bigger) `most_bytes` of JSON a batch."""
+    import json
+
+    batch: list = []
+    used = 0
+    for item in items:
+        cost = len(json.dumps(item)) + 2
+        if batch and (len(batch) == size or used + cost > most_bytes):
+            yield batch
+            batch, used = [], 0
+        batch.append(item)
+        used += cost
+    if batch:
+        yield batch
 
 
 def steps(plan: Plan) -> int:
     """How many requests a full registration makes (for the progress indicator)."""
     n = 3 + len(plan.composites)   # open, finalize, labels
-    n += -(-len(plan.jobs) // JOB_BATCH) + -(-len(plan.artifacts) // ARTIFACT_BATCH)
-    n += sum(-(-len(e) // EDGE_BATCH) for e in (*plan.inputs.values(), *plan.outputs.values()))
+    n += len(list(_batches(plan.jobs, JOB_BATCH))) + len(list(_batches(plan.artifacts, ARTIFACT_BATCH)))
+    n += sum(len(list(_batches(e, EDGE_BATCH))) for e in (*plan.inputs.values(), *plan.outputs.values()))
     return n
 
 

@@ -102,7 +102,8 @@ def receipt(done: subprocess.CompletedProcess) -> dict:
 class Proxy:
     """A loopback HTTP proxy in front of the server that records requests and can break
     them: `rule(method, path, n)` returns None (forward), "drop" (close the connection
-    without a reply), "503", or "hold" (keep the request until `release` is set, then drop)."""
+    without a reply), a status to answer with (503), or "hold" (keep the request until
+    `release` is set, then drop)."""
 
     def __init__(self, backend: str) -> None:
         self.backend = urlsplit(backend)
@@ -133,8 +134,8 @@ class Proxy:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                if action == "503":
-                    self._reply(503, b'{"success": false, "detail": "busy"}', "application/json")
+                if isinstance(action, int):
+                    self._reply(action, b'{"success": false, "detail": "busy"}', "application/json")
                     return
                 conn = http.client.HTTPConnection(proxy.backend.hostname, proxy.backend.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
@@ -273,7 +274,7 @@ def test_an_interrupted_registration_leaves_nothing_and_the_next_run_completes_i
 
 
 def test_connection_errors_and_5xx_are_retried(pipeline, proxy, db_url, tmp_path):
-    faults = {2: "drop", 3: "503", 5: "drop"}     # the 2nd, 3rd and 5th requests fail
+    faults = {2: "drop", 3: 503, 5: 429, 7: "drop"}     # these requests fail
     proxy.rule = lambda method, path, n: faults.get(n)
     done = receipt(register(pipeline, tmp_path, proxy.url, "final.txt", "--json", ROAR_GLAAS_RETRIES="4"))
     assert done["created"] is True and counts(db_url)["dags"] == 1
@@ -381,3 +382,13 @@ def test_an_anonymous_dag_keeps_its_first_labels_and_registering_again_says_so(p
         assert "write access is required" in again.stderr
     finally:
         roar(pipeline["root"], "label", "set", "@3", "stage=final", env=env)
+
+
+def test_batches_stay_under_the_hosted_services_body_limit():
+    from roar.remote.register import BATCH_BYTES, _batches
+
+    items = [{"metadata": "x" * 30_000}] * 7 + [{"metadata": "y" * 200_000}] + [{"n": 1}] * 5
+    batches = list(_batches(items, 3))
+    assert [len(b) for b in batches] == [2, 2, 2, 1, 1, 3, 2]
+    assert all(len(json.dumps(b)) <= BATCH_BYTES for b in batches if len(b) > 1)   # one big item goes alone
+    assert [len(b) for b in _batches([{"n": 1}] * 10, 4)] == [4, 4, 2]
