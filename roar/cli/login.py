@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from roar.cli.output import JSON, emit_json, emit_text
+from roar.cli.output import emit_json, emit_text
+from roar.cli.register import JSON
 
 TOKEN = typer.Option(..., "--token", help="A token the server's admin made (roar glaas token create); "
                                           "`-` reads it from stdin, out of the shell's history.")

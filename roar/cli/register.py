@@ -9,9 +9,10 @@ from typing import Any
 
 import typer
 
-from roar.cli.output import JSON, emit_json, emit_text, printable
+from roar.cli.output import emit_json, emit_text, printable
 
 REF_HELP = "An artifact (hash, prefix or path), a job (@N or uid) or a session (session[:N])."
+JSON = typer.Option(False, "--json", help="Print JSON (fields in docs/register.md).")
 
 
 def _scope(public: bool, private: bool, anonymous: bool, token: str | None) -> str:
