@@ -37,6 +37,10 @@ def test_login_saves_a_private_file_and_whoami_asks_the_server(server, make_toke
     who = roar("/", "whoami", "--json", env=client_env(tmp_path))
     assert json.loads(who.stdout) == {"server": server.url, "user": "alice", "identity": "glaas:user:1",
                                       "token_from": str(path)}
+    path.chmod(0o644)     # a token others can read is refused until the owner fixes it
+    who = roar("/", "whoami", env=client_env(tmp_path))
+    assert who.returncode == Untrusted.exit_code and f"chmod 600 {path}" in who.stderr
+    path.chmod(0o600)
     roar_cmd("glaas", "token", "revoke", token, "--db", db_url, check=True)
     who = roar("/", "whoami", env=client_env(tmp_path))      # it asks the server, which now refuses
     assert who.returncode == AuthRefused.exit_code and "unknown or revoked token" in who.stderr
