@@ -79,6 +79,9 @@ def register(app: typer.Typer) -> None:
             ident = "anonymous" if scope == "anonymous" else settings.identity or "glaas:user:UNKNOWN"
             plan = payload.build(ws, ref, ident)
             dry = reg.DryRun(settings.url, plan, scope != "anonymous")
+            dry.get("/health", auth=False)   # what a registration asks before it sends anything
+            if scope != "anonymous":
+                dry.get("/auth/me")
             reg.register(dry, plan, scope)   # type: ignore[arg-type]
             _dry_output(dry, plan, scope, ident, as_json)
             return
