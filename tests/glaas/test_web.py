@@ -449,6 +449,33 @@ def test_hostile_values_stay_text(web):
     assert "<script>" in web.all("svg.dag title")[0].get_attribute("textContent") + web.text()
 
 
+GARBAGE = ["not json {", "[1, 2]", '"a string"', "null", "1e999",
+           json.dumps({"runtime": None,
+                       "packages": {"pip": 5, "dpkg": [[1]], "python": [{"distributions": 7}]},
+                       "context": {"machine": [], "git": {"remote": ["x"], "commit": 5}}}),
+           json.dumps({"processes": [{"pid": 1, "ppid": 2}, {"pid": 2, "ppid": 1}, {"pid": 3, "ppid": [1]},
+                                     {"pid": True}, {"pid": 4, "argv": "ls"}],
+                       "env_read": {"A": [1], "B": None}, "roar": {"signal": "9", "ended_at": "soon"}}),
+           json.dumps({"machine": {"memory_bytes": -1, "cpu": {"logical_cores": "many"},
+                                   "gpus": {"model": 1}},
+                       "runtime": {"python": [None, 3], "memory": {"total_mb": {}}}, "cwd": ["/"]})]
+
+
+def test_odd_metadata_never_breaks_a_page(site):
+    cmds = [f"step {i}" for i in range(len(GARBAGE))]
+    arts = [digest() for _ in range(len(GARBAGE) + 1)]
+    jobs = [{"command": c, "timestamp": 1e300 if i % 2 else -5.0, "job_uid": secrets.token_hex(16),
+             "git_commit": None, "git_branch": None, "duration_seconds": None, "exit_code": None,
+             "job_type": "run", "step_number": i + 1, "metadata": GARBAGE[i]} for i, c in enumerate(cmds)]
+    edges = {j["job_uid"]: ([i], [i + 1]) for i, j in enumerate(jobs)}
+    h = register(site, jobs, edges, arts, [f"/w/{i}" for i in range(len(arts))])
+    for path in [f"/j/{j['job_uid']}" for j in jobs] + [f"/s/{h}", f"/a/{arts[-1]}"]:
+        status, _, html = get(site, path)
+        assert status == 200, (path, html[-500:])
+    status, _, html = get(site, f"/j/{jobs[6]['job_uid']}")
+    assert html.count('class="pid"') == 4   # a loop of ppids is still listed; a pid that is not one is not
+
+
 def test_pages_are_readable_without_javascript_and_load_nothing_from_elsewhere(web):
     jobs, edges, arts, paths = pipeline()
     h = register(web.server, jobs, edges, arts, paths)

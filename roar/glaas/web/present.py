@@ -10,6 +10,7 @@ Two metadata shapes are understood (docs/web.md): roar-cli's (`runtime`, `packag
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime, timezone
 from urllib.parse import quote
@@ -76,7 +77,7 @@ def duration(seconds) -> str | None:
         value = float(seconds)
     except (TypeError, ValueError):
         return None
-    if value != value or value < 0:
+    if not math.isfinite(value) or value < 0:
         return None
     if value < 1:
         return f"{value * 1000:.0f} ms"
@@ -229,29 +230,39 @@ def env_read(meta: dict) -> tuple[list[tuple[str, str | None]] | None, str]:
     return sorted(rows), source
 
 
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def process_tree(meta: dict) -> list[dict] | None:
     """The stored processes as a list in tree order, each with its depth."""
-    procs = [p for p in _list(meta.get("processes")) if isinstance(p, dict) and isinstance(p.get("pid"), int)]
+    procs = [p for p in _list(meta.get("processes"))
+             if isinstance(p, dict) and _int(p.get("pid")) is not None]
     if not procs:
         return None
     by_pid = {p["pid"]: p for p in procs}
+
+    def parent(p: dict) -> int | None:
+        ppid = _int(p.get("ppid"))
+        return ppid if ppid in by_pid and ppid != p["pid"] else None
+
     children: dict[int | None, list[dict]] = {}
     for p in procs:
-        parent = p.get("ppid") if p.get("ppid") in by_pid and p.get("ppid") != p["pid"] else None
-        children.setdefault(parent, []).append(p)
+        children.setdefault(parent(p), []).append(p)
     out: list[dict] = []
-    stack = [(p, 0) for p in reversed(children.get(None, []))]
     seen: set[int] = set()
-    while stack:
-        p, depth = stack.pop()
-        if p["pid"] in seen:
-            continue
-        seen.add(p["pid"])
-        argv = p.get("argv") if isinstance(p.get("argv"), list) else None
-        out.append({"pid": p["pid"], "depth": min(depth, 12), "exe": s(p.get("exe")),
-                    "argv": " ".join(str(a) for a in argv[:64]) if argv else None,
-                    "exit": s(p.get("exit_code")), "signal": s(p.get("signal"))})
-        stack += [(c, depth + 1) for c in reversed(children.get(p["pid"], []))]
+    for root in children.get(None, []) + procs:   # then whatever a loop of ppids left unreached
+        stack = [(root, 0)]
+        while stack:
+            p, depth = stack.pop()
+            if p["pid"] in seen:
+                continue
+            seen.add(p["pid"])
+            argv = p.get("argv") if isinstance(p.get("argv"), list) else None
+            out.append({"pid": p["pid"], "depth": min(depth, 12), "exe": s(p.get("exe")),
+                        "argv": " ".join(str(a) for a in argv[:64]) if argv else None,
+                        "exit": s(p.get("exit_code")), "signal": s(p.get("signal"))})
+            stack += [(c, depth + 1) for c in reversed(children.get(p["pid"], []))]
     return out
 
 
