@@ -535,6 +535,7 @@ def test_login_refuses_bad_tokens_and_other_sites(site):
     assert get(server, "/a/not-hex")[0] == 422
     assert get(server, "/j/" + "x" * 65)[0] == 404
     assert get(server, "/static/../app.py")[0] == 404
+    assert get(server, "/?q=%00ab%00cd%7f")[0] == 200   # no 500 from a NUL (PostgreSQL)
 
 
 def test_a_composite_lists_its_members(site):

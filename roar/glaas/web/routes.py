@@ -87,7 +87,7 @@ def _redirect(url: str, status: int = 303) -> RedirectResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def home(p: P, q: str = ""):
-    q = q.strip()[:200]
+    q = "".join(ch for ch in q if ch.isprintable()).strip()[:200]   # PostgreSQL refuses NUL in text
     if not q:
         mine = queries.recent(p.session, p.who, own=True) if not p.who.anonymous else []
         return p.render("index.html", q="", results=None, recent=queries.recent(p.session, p.who), mine=mine)
