@@ -73,6 +73,10 @@ def open_engine(url: str | None = None):
         def _pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            # in WAL mode NORMAL syncs at checkpoints, not at every commit: a registration's
+            # thousands of small commits stop waiting on the disk, and a crash still leaves a
+            # consistent database (a power loss may lose the last commits, never half of one)
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

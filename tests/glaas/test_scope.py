@@ -61,7 +61,11 @@ class Private:
         self.ids = [self.hash] + [j["job_uid"] for j in self.jobs]
 
     def leaks(self, url: str, reply) -> list[str]:
-        text = json.dumps(reply)
+        text = json.dumps(reply) if not isinstance(reply, str) else reply
+        # what the caller typed may be echoed (a search box shows its query): that is no leak;
+        # a search that finds the DAG shows its hash or a job uid, which the check below catches
+        for typed in sorted(_typed(url), key=len, reverse=True):
+            text = text.replace(typed, "")
         found = [s for s in self.secrets if s in text]
         # a hash or uid the caller typed may come back (in a 404's message, say); no other may
         found += [i for i in self.ids if i in text and i not in url]
@@ -69,6 +73,15 @@ class Private:
 
 
 STATIC = {"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect"}   # no data in them
+
+
+def _typed(url: str) -> list[str]:
+    """The query values of a URL, as sent and decoded (a page may show either)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = urlsplit(url).query
+    return [v for pair in query.split("&") if "=" in pair for v in (pair.split("=", 1)[1],)] + \
+        [v for _, v in parse_qsl(query)]
 
 
 def _app_routes(db_url: str) -> list[tuple[str, set[str]]]:

@@ -227,13 +227,9 @@ def finalize(session: Session, row: RegistrationSession, who: Principal, body: d
 
 
 def _publish(session: Session, dag_row: Dag, staged: dict[str, list[dict]], jobs: list[dict]) -> None:
-    for artifact in staged["artifact"]:
-        writes.dag_artifact(session, dag_row, artifact)
-    for job in jobs:
-        job_row = writes.job(session, dag_row, job)
-        for direction, key in (("in", "inputs"), ("out", "outputs")):
-            for e in job[key]:
-                writes.edge(session, job_row, direction, e["hash"], e.get("path"))
+    from roar.glaas.store.publish import publish
+
+    publish(session, dag_row, staged["artifact"], jobs)
 
 
 def receipt(dag_row: Dag, base_url: str, created: bool, mode: str) -> dict:
