@@ -118,6 +118,9 @@ struct ev_file {
 	__u32 mtime_nsec;
 	__u16 path_len;
 	__u16 _pad;
+	__u32 generation;  /* a reused inode number is another file */
+	__u32 ctime_nsec;  /* ctime, which no user can set: with mtime, the file's state at the access */
+	__s64 ctime_sec;
 };
 
 /* strings: name1, dir1, name2, dir2. nameN is the syscall argument as passed;
@@ -162,7 +165,7 @@ struct ev_env {
 _Static_assert(sizeof(struct ev_header) == 24, "ev_header layout");
 _Static_assert(sizeof(struct ev_fork) == 40, "ev_fork layout");
 _Static_assert(sizeof(struct ev_exec) == 48, "ev_exec layout");
-_Static_assert(sizeof(struct ev_file) == 72, "ev_file layout");
+_Static_assert(sizeof(struct ev_file) == 88, "ev_file layout");
 _Static_assert(sizeof(struct ev_pathop) == 48, "ev_pathop layout");
 _Static_assert(sizeof(struct ev_exit) == 32, "ev_exit layout");
 _Static_assert(sizeof(struct ev_env) == 32, "ev_env layout");

@@ -94,6 +94,8 @@ struct pin_req {
 	__s32 fd;        /* the reader's descriptor, taken with pidfd_getfd */
 	__u64 dev;
 	__u64 ino;
+	__u32 generation;
+	__u32 _pad;
 };
 
 struct pin_key {
@@ -165,8 +167,9 @@ struct {
 } scratch_map SEC(".maps");
 
 /* inode timestamps moved around across kernel versions */
-struct inode___v66 { struct timespec64 __i_mtime; } __attribute__((preserve_access_index));
-struct inode___old { struct timespec64 i_mtime; } __attribute__((preserve_access_index));
+struct inode___v66 { struct timespec64 __i_mtime; struct timespec64 __i_ctime; }
+	__attribute__((preserve_access_index));
+struct inode___old { struct timespec64 i_mtime; struct timespec64 i_ctime; } __attribute__((preserve_access_index));
 
 static __always_inline void count(__u32 stat)
 {
@@ -400,6 +403,22 @@ static __always_inline void inode_mtime(struct inode *ino, struct ev_file *e)
 	}
 }
 
+static __always_inline void inode_ctime(struct inode *ino, struct ev_file *e)
+{
+	if (bpf_core_field_exists(struct inode, i_ctime_sec)) {
+		e->ctime_sec = BPF_CORE_READ(ino, i_ctime_sec);
+		e->ctime_nsec = BPF_CORE_READ(ino, i_ctime_nsec);
+	} else if (bpf_core_field_exists(struct inode___v66, __i_ctime)) {
+		struct inode___v66 *o = (void *)ino;
+		e->ctime_sec = BPF_CORE_READ(o, __i_ctime.tv_sec);
+		e->ctime_nsec = BPF_CORE_READ(o, __i_ctime.tv_nsec);
+	} else {
+		struct inode___old *o = (void *)ino;
+		e->ctime_sec = BPF_CORE_READ(o, i_ctime.tv_sec);
+		e->ctime_nsec = BPF_CORE_READ(o, i_ctime.tv_nsec);
+	}
+}
+
 /* Keep that this process reported `fresh` for this inode. Called once the event
  * is in the ring buffer (or needs none): a dropped event is sent again at the
  * next access. A racing thread may repeat the event: harmless. */
@@ -445,10 +464,17 @@ static __always_inline void hold_for_pin(struct task_struct *t, struct seen_key 
 
 	if (fd < 0 || !owner || !*owner || !(t->ptrace & PT_PTRACED) || t->parent->tgid != *owner)
 		return;
+	if (t->blocked.sig[0] & (1UL << (SIGURG - 1))) {
+		/* the signal would wait until the thread unblocks it: too late, so the file stays
+		 * unpinned (another reader may hold for it) and is hashed by path */
+		count(ROAR_STAT_PIN_FAILED);
+		return;
+	}
 	struct pin_key pk = { .ino = key->ino, .dev = key->dev, .generation = key->generation };
 	if (bpf_map_update_elem(&pinned, &pk, &one, BPF_NOEXIST))
 		return;   /* held for already (or the map is full: hashed by path, as before) */
-	struct pin_req r = { .tgid = key->tgid, .fd = fd, .dev = key->dev, .ino = key->ino };
+	struct pin_req r = { .tgid = key->tgid, .fd = fd, .dev = key->dev, .ino = key->ino,
+			     .generation = key->generation };
 	if (bpf_map_update_elem(&pin_reqs, &tid, &r, BPF_ANY) == 0 && bpf_send_signal_thread(SIGURG) == 0)
 		return;
 	bpf_map_delete_elem(&pin_reqs, &tid);
@@ -517,6 +543,8 @@ __noinline int file_access(__u64 file, __u32 access, long fd)
 	e->ino = key.ino;
 	e->size = BPF_CORE_READ(ino, i_size);
 	inode_mtime(ino, e);
+	inode_ctime(ino, e);
+	e->generation = key.generation;
 	e->_pad = 0;
 	__u32 off = put_file_path(s, sizeof(*e), f);
 	e->path_len = off - sizeof(*e);
@@ -918,6 +946,9 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		len = 0;
 	e->argv_len = len;
 	__u32 privileged = e->flags & ROAR_EXEC_PRIVILEGED;
+	__u32 tid = p->pid;
+	/* a hold still pending at an exec is void: the program's descriptors are not the ones read */
+	bpf_map_delete_elem(&pin_reqs, &tid);
 	submit(s, off + len);
 	if (privileged)   /* the exec itself is recorded; nothing after it, nor its children */
 		bpf_map_delete_elem(&tracked, &tgid);

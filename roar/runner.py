@@ -20,6 +20,7 @@ from roar.errors import UsageError
 from roar.record import job as jobrec
 from roar.record.filesets import FileSets, Seen
 from roar.store.workspace import Workspace
+from roar.tracer.filestate import FileState
 from roar.tracer.loader import DEFAULT_RING_BYTES, preflight
 
 POLL_MS = 100
@@ -60,7 +61,7 @@ class _InputHasher:
         self.pool = None    # a thread pool, made only when a big input needs it
         self.pending: dict[str, tuple[Any, int, int]] = {}   # path -> (result or future, size, mtime)
         self.pinning = False          # the pinner hashes first reads: nothing to hash early
-        self.pins: dict[tuple[int, int], Any] = {}   # (dev, ino) -> roar.tracer.pinner.Pin
+        self.pins: dict[tuple[int, int, int], Any] = {}   # (dev, ino, generation) -> pinner.Pin
 
     def submit(self, path: str, size: int, mtime_ns: int) -> None:
         from roar.artifacts.hashing import hash_file
@@ -77,18 +78,21 @@ class _InputHasher:
             outcome = self.pool.submit(_hash_with_stat, hash_file, path, self.algorithms, self.cache)
         self.pending[path] = (outcome, size, mtime_ns)
 
-    def result(self, path: str, inode: tuple[int, int] | None = None
+    def result(self, path: str, state: FileState | None = None
                ) -> tuple[dict[str, str] | None, int | None, str | None]:
-        """(hashes, size, warning) for an input; inode: (dev, ino) at its first read."""
+        """(hashes, size, warning) for an input; state: the file's at its first read."""
         from roar.artifacts.hashing import hash_file
 
         outcome, size, mtime_ns = self.pending[path]
-        pin = self.pins.get(inode) if inode else None
-        if pin is not None and pin.hashes is not None:
-            return pin.hashes, pin.size, None
-        if pin is not None and pin.size is not None:   # taken, but written to while it was hashed
-            return {}, size, (f"input {path} changed while it was hashed as read ({pin.why}): "
-                              "its hash is unknown")
+        pin = self.pins.get(state.inode) if state else None
+        if pin is not None and (pin.hashes is not None or pin.size is not None):
+            if (pin.size, pin.mtime_ns, pin.ctime_ns) != (state.size, state.mtime_ns, state.ctime_ns):
+                return {}, size, (f"input {path} changed between its read and its hashing (another "
+                                  "process wrote to it): its hash is unknown")
+            if pin.hashes is not None:
+                return pin.hashes, pin.size, None
+            return {}, size, f"input {path} could not be hashed as read: {pin.why}; its hash is unknown"
+        # not held for, or its descriptor could not be taken: by path, if it is still that file
         if outcome is None:
             outcome = _hash_with_stat(hash_file, path, self.algorithms, self.cache)
         hashes, st = outcome if isinstance(outcome, tuple) else outcome.result()
@@ -96,8 +100,8 @@ class _InputHasher:
             return {}, size, f"input {path} changed while it was hashed: its hash is unknown"
         if hashes is None:
             return None, size, f"input {path} vanished before it could be hashed"
-        if st is not None and (st.st_mtime_ns != mtime_ns or st.st_size != size
-                               or (inode is not None and (st.st_dev, st.st_ino) != inode)):
+        if st is not None and not (state.same_content(st) if state else
+                                   (st.st_mtime_ns, st.st_size) == (mtime_ns, size)):
             # hashed after the job rewrote or replaced it: a hash of other bytes than it read
             # would be a wrong fact (a job reading its own output, after `sed -i`), so none is
             # recorded
@@ -112,9 +116,10 @@ class _InputHasher:
 
         from roar.artifacts.hashing import remember
 
-        for (dev, ino), pin in self.pins.items():
+        for pin in self.pins.values():
             if pin.hashes:
-                st = SimpleNamespace(st_dev=dev, st_ino=ino, st_size=pin.size, st_mtime_ns=pin.mtime_ns)
+                st = SimpleNamespace(st_dev=pin.dev, st_ino=pin.ino, st_size=pin.size,
+                                     st_mtime_ns=pin.mtime_ns, st_ctime_ns=pin.ctime_ns)
                 remember(self.cache, st, pin.hashes)
 
     def close(self) -> None:
@@ -200,7 +205,7 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
         child = launcher.Launch(program, argv, with_python_hook(env), user)
         collector.add_root(child.pid, os.getpid(), cwd, start_ns)
         tracer.track(child.pid)
-        pinner = Pinner(tracer, options.hash_algorithms, user, workspace._db_open_path())
+        pinner = Pinner(tracer, options.hash_algorithms, user, cache)
         if options.hold_reads:
             hasher.pinning = pinner.start(child.pid)
         else:
@@ -212,8 +217,11 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
             child.release()
             status = None
             while status is None:
-                tracer.wait(child.pidfd, POLL_MS)
+                ended = tracer.wait(child.pidfd, POLL_MS)
                 status = child.poll_exit()
+                if ended and status is None:
+                    # exited, but its tracer (the pinner) has not let its exit through yet
+                    time.sleep(0.01)
         finally:
             child.restore_terminal()
             child.close()
@@ -299,11 +307,11 @@ def _add_programs(record: dict[str, Any], roles: dict[str, str], hashes: dict[st
 
 def _inputs(files: FileSets, hasher: _InputHasher, roles: dict[str, str],
             program_hashes: dict[str, dict[str, str]], warnings: list[str],
-            inodes: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+            states: dict[str, FileState]) -> list[dict[str, Any]]:
     """The input entries; a program or library outside the lineage goes to program_hashes."""
     inputs = []
     for seen in files.inputs.values():
-        hashes, size, warning = hasher.result(seen.path, inodes.get(seen.path))
+        hashes, size, warning = hasher.result(seen.path, states.get(seen.path))
         if seen.path in roles:
             program_hashes[seen.path] = hashes or {}
             continue
@@ -324,7 +332,7 @@ def _build_record(argv: list[str], options: RunOptions, cwd: str, observed: _Obs
     started_at, ended_at, status = observed.started_at, observed.ended_at, observed.status
     warnings: list[str] = []
     inputs = _inputs(files, hasher, roles or {}, {} if program_hashes is None else program_hashes, warnings,
-                     collector.read_inodes)
+                     collector.read_states)
     outputs = []
     for seen in files.outputs():
         size, hashes = None, {}

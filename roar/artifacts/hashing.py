@@ -144,17 +144,18 @@ def hash_uncached(path: str, algorithms: tuple[str, ...], progress: Progress | N
 
 def hash_fd(fd: int, algorithms: tuple[str, ...], before: os.stat_result) -> dict[str, str]:
     """{algorithm: hex digest} of an open regular file, `before` its fstat: the content of
-    the inode the descriptor is on, whatever its path names now. The descriptor's offset is
-    left alone (pread, or a map). FileChanged if it changed while it was hashed."""
-    return _digest(fd, f"descriptor {fd}", before, algorithms, None)
+    the inode the descriptor is on, whatever its path names now. Only pread: the descriptor
+    may be another process's open file (its offset, lease and owner are left alone).
+    FileChanged if it changed while it was hashed."""
+    return _digest(fd, f"descriptor {fd}", before, algorithms, None, may_map=False)
 
 
 def _digest(fd: int, path: str, before: os.stat_result, algorithms: tuple[str, ...],
-            progress: Progress | None) -> dict[str, str]:
+            progress: Progress | None, may_map: bool = True) -> dict[str, str]:
     size = before.st_size
     hashers = {name: blake3.blake3(max_threads=blake3.blake3.AUTO) if name == "blake3"
                else hashlib.new(name) for name in algorithms}
-    with contextlib.closing(_content(fd, path, before)) as chunks:
+    with contextlib.closing(_content(fd, path, before, may_map)) as chunks:
         for chunk, done in chunks:
             for h in hashers.values():
                 h.update(chunk)
@@ -170,10 +171,11 @@ def _step(done: int, size: int, step: int) -> int:
     return min(step, size - done, MMAP_SLICE - done % MMAP_SLICE)
 
 
-def _content(fd: int, path: str, before: os.stat_result) -> Iterator[tuple[memoryview, int]]:
+def _content(fd: int, path: str, before: os.stat_result, may_map: bool = True
+             ) -> Iterator[tuple[memoryview, int]]:
     """(chunk, bytes done so far) over the file's st_size bytes, in order."""
     size, done = before.st_size, 0
-    if size >= MMAP_MIN and _take_lease(fd):
+    if may_map and size >= MMAP_MIN and _take_lease(fd):
         if identity(os.fstat(fd)) != identity(before):   # truncated before the lease was ours
             raise FileChanged(path, "it changed as hashing began")
         try:

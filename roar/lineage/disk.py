@@ -138,11 +138,11 @@ class DiskCheck:
     def _look_up(self, pending: list[tuple], found: list[tuple]) -> None:
         """The files of `pending` that exist with their recorded size: the hash cache
         first, all at once, then a hash for those it does not know."""
-        from roar.artifacts.cache import lookup_many
+        from roar.artifacts.cache import cache_key, lookup_many
 
         known = lookup_many(self.conn, [p[3] for p in pending], "blake3")
         for stored, path, artifact, st in pending:
-            digest = known.get((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+            digest = known.get(cache_key(st))
             try:
                 changed = digest != artifact if digest else self._differs(path, st, artifact, st.st_size)
             except _Unknown as why:

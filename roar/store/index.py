@@ -221,6 +221,22 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("006_job_git", """
         ALTER TABLE jobs ADD COLUMN git TEXT;
     """),
+    # the hash cache keys on ctime too: a file's owner can set its mtime back after a same-size
+    # rewrite, but not its ctime (roar.artifacts.cache). Only an optimisation: old rows go.
+    ("007_hash_cache_ctime", """
+        DROP TABLE hash_cache;
+        CREATE TABLE hash_cache (
+            dev INTEGER NOT NULL,
+            ino INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            algorithm TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            used_at REAL NOT NULL,
+            PRIMARY KEY (dev, ino, size, mtime_ns, ctime_ns, algorithm)
+        ) WITHOUT ROWID;
+    """),
 ]
 
 DERIVED_TABLES = ("path_writes", "label_events", "job_warnings", "job_files", "composite_members",

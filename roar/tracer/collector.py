@@ -19,6 +19,7 @@ from typing import Any
 
 from roar.record.filesets import FileSets
 from roar.tracer import events as ev
+from roar.tracer.filestate import FileState
 
 
 @dataclass
@@ -90,7 +91,8 @@ class Collector:
         self.stage_owner: dict[int, Process] = {}   # stage serial -> the process that exec'd it
         self.stage_exes: dict[int, str | None] = {}
         self.stage_scripts: dict[int, str] = {}
-        self.read_inodes: dict[str, tuple[int, int]] = {}   # path -> (dev, ino) at its first read
+        # path -> the file's state at its first read (roar.tracer.pinner.FileState)
+        self.read_states: dict[str, FileState] = {}
         if root_pid is not None:
             self.add_root(root_pid, parent_pid, cwd, clock_ns)
 
@@ -154,7 +156,8 @@ class Collector:
             return
         dev = user_dev(e.dev)
         if e.access & ev.READ_ACCESS:
-            self.read_inodes.setdefault(path, (dev, e.ino))
+            if path not in self.read_states:
+                self.read_states[path] = FileState(dev, e.ino, e.generation, e.size, e.mtime_ns, e.ctime_ns)
             proc = self.processes.get(e.tgid)
             self.files.read(path, e.tgid, dev, e.ino, e.size, e.mtime_ns,
                             mapped=bool(e.access & ev.ACC_MMAP_READ), stage=proc.stage if proc else None)

@@ -31,6 +31,7 @@ STAT_DROPPED, STAT_PATH_TRUNCATED, STAT_SEEN_FAILED, STAT_UNTRACKED = 0, 1, 2, 3
 STAT_PIN_FAILED, STAT_COUNT = 4, 5
 
 FORK_UNTRACKED = 1    # ROAR_FORK_UNTRACKED
+CTIME_NSEC_MASK = 0x3FFFFFFF   # Linux 6.13+ keeps a "ctime was queried" flag in the top bit
 PATH_CUT = b"?"       # ROAR_PATH_CUT: in place of the leading "/" of a path not walked in full
 PATH_MAX = 4096       # a longer path cannot be opened by name, so it cannot be hashed or stat'ed
 
@@ -43,7 +44,8 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "ev_exec": [("ret", "i"), ("argc", "I"), ("filename_len", "H"), ("cwd_len", "H"),
                 ("exe_len", "H"), ("argv_len", "H"), ("argv_truncated", "I"), ("flags", "I")],
     "ev_file": [("access", "I"), ("mode", "I"), ("dev", "Q"), ("ino", "Q"), ("size", "Q"),
-                ("mtime_sec", "q"), ("mtime_nsec", "I"), ("path_len", "H"), ("_pad", "H")],
+                ("mtime_sec", "q"), ("mtime_nsec", "I"), ("path_len", "H"), ("_pad", "H"),
+                ("generation", "I"), ("ctime_nsec", "I"), ("ctime_sec", "q")],
     "ev_pathop": [("op", "I"), ("ret", "i"), ("flags", "I"), ("name1_len", "H"), ("dir1_len", "H"),
                   ("name2_len", "H"), ("dir2_len", "H"), ("_pad", "I")],
     "ev_exit": [("wait_status", "i"), ("_pad", "I")],
@@ -108,6 +110,8 @@ class FileAccess:
     size: int
     mtime_ns: int
     path: bytes
+    generation: int = 0
+    ctime_ns: int = 0
 
 
 @dataclass(slots=True)
@@ -155,9 +159,11 @@ def _strings(raw: bytes, offset: int, lengths: tuple[int, ...]) -> list[bytes]:
 def decode(raw: bytes) -> Event:
     typ, _size, tgid, _tid, _pad, ts = _HEADER.unpack_from(raw)
     if typ == EV_FILE:
-        (_, _, _, _, _, _, access, _mode, dev, ino, size, msec, mnsec, plen, _) = _FILE.unpack_from(raw)
+        (_, _, _, _, _, _, access, _mode, dev, ino, size, msec, mnsec, plen, _, gen, cnsec,
+         csec) = _FILE.unpack_from(raw)
         (path,) = _strings(raw, _FILE.size, (plen,))
-        return FileAccess(ts, tgid, access, dev, ino, size, msec * 1_000_000_000 + mnsec, path)
+        return FileAccess(ts, tgid, access, dev, ino, size, msec * 1_000_000_000 + mnsec, path, gen,
+                          csec * 1_000_000_000 + (cnsec & CTIME_NSEC_MASK))
     if typ == EV_FORK:
         (*_, parent, child, flags, _) = _FORK.unpack_from(raw)
         return Fork(ts, parent, child, bool(flags & FORK_UNTRACKED))

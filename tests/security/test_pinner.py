@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import blake3
@@ -111,3 +113,162 @@ def test_no_hold_lets_a_debugger_attach_inside_the_job(tmp_path: Path) -> None:
     assert free.returncode == 0, free.stderr.decode(errors="replace")
     assert "read(" in (tmp_path / "trace.txt").read_text()
     assert b"taken by path after the fact: asked for with --no-hold" in free.stderr
+
+
+def _record(work: Path, step: int) -> dict:
+    return json.loads(roar("show", f"@{step}", "--json", cwd=work).stdout)
+
+
+def _input(record: dict, path: Path) -> dict:
+    [entry] = [i for i in record["inputs"] if i["path"] == str(path)]
+    return entry
+
+
+def _b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def test_a_reused_inode_is_another_file(tmp_path: Path) -> None:
+    """ext4 gives a new file the inode number of one just deleted: a job that read the first
+    and then reads the second records each with its own bytes."""
+    x, y = tmp_path / "X", tmp_path / "Y"
+    x.write_bytes(b"AAAA")
+    script = "import time; open('X','rb').read(); time.sleep(1.5); open('Y','rb').read()"
+    job = subprocess.Popen([sys.executable, "-m", "roar", "run", "-q", "--", sys.executable, "-c", script],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.8)
+    ino = x.stat().st_ino
+    x.unlink()
+    y.write_bytes(b"BBBBBBBB")
+    assert job.wait(timeout=60) == 0, job.stderr.read().decode(errors="replace")
+    record = _record(tmp_path, 1)
+    assert _input(record, x)["hash"] == _b3(b"AAAA")
+    assert _input(record, y)["hash"] in (_b3(b"BBBBBBBB"), None), (ino, y.stat().st_ino)
+
+
+def test_an_mtime_put_back_does_not_fool_the_hash_cache(tmp_path: Path) -> None:
+    """The owner of an input rewrites it with the same size and puts its mtime back: the next
+    job records the new bytes, not the cached digest of the old ones (ctime is in the key)."""
+    data = tmp_path / "data"
+    data.write_bytes(b"good")
+    st = data.stat()
+    assert roar("run", "-q", "--", "cat", "data", cwd=tmp_path).returncode == 0
+    with open(data, "r+b") as f:
+        f.write(b"EVIL")
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert roar("run", "-q", "--", "cat", "data", cwd=tmp_path).returncode == 0
+    assert _input(_record(tmp_path, 1), data)["hash"] == _b3(b"good")
+    assert _input(_record(tmp_path, 2), data)["hash"] == _b3(b"EVIL")
+
+
+BLOCKS_SIGURG = r"""
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGURG})
+st = os.stat("f")
+open("f", "rb").read()                        # cannot be held: SIGURG is blocked
+with open("f", "r+b") as out:
+    out.write(b"EVIL")                        # same size, mtime put back
+os.utime("f", ns=(st.st_atime_ns, st.st_mtime_ns))
+"""
+
+
+def test_a_thread_that_blocks_sigurg_never_gets_a_wrong_hash(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"good")
+    assert roar("run", "-q", "--", sys.executable, "-c", BLOCKS_SIGURG, cwd=tmp_path).returncode == 0
+    entry = _input(_record(tmp_path, 1), f)
+    assert f.read_bytes() == b"EVIL"
+    assert entry["hash"] in (_b3(b"good"), None), "the hash of bytes the job did not read"
+
+
+BIG_READ = r"""
+import time
+t = time.monotonic()
+open("sparse", "rb").read(1)
+open("held.txt", "w").write(str(time.monotonic() - t))
+"""
+
+
+def test_a_big_input_does_not_hold_the_job_for_its_hash(tmp_path: Path) -> None:
+    """A file over the pinner's hold budget is hashed beside the job, from the descriptor it
+    took: the reader goes on at once, and the hash is still of the bytes read."""
+    from roar.tracer.pinner import HOLD_HASH_MAX
+
+    size = 16 * HOLD_HASH_MAX    # sparse: 1 GiB of zeros, seconds of hashing
+    with open(tmp_path / "sparse", "wb") as f:
+        f.truncate(size)
+    assert roar("run", "-q", "--", sys.executable, "-c", BIG_READ, cwd=tmp_path).returncode == 0
+    held = float((tmp_path / "held.txt").read_text())
+    assert held < 0.5, f"the reader was held {held:.2f} s"
+    zeros = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    chunk = bytes(8 << 20)
+    for _ in range(size // len(chunk)):
+        zeros.update(chunk)
+    assert _input(_record(tmp_path, 1), tmp_path / "sparse")["hash"] == zeros.hexdigest()
+
+
+PINNER_FDS = r"""
+import os
+open("in.txt").read()
+tracer = [l for l in open("/proc/self/status") if l.startswith("TracerPid:")][0].split()[1]
+links = [os.readlink(f"/proc/{tracer}/fd/{n}") for n in os.listdir(f"/proc/{tracer}/fd")]
+open("fds.txt", "w").write("\n".join(links))
+"""
+
+
+def test_the_pinner_keeps_none_of_roars_programs_open(tmp_path: Path) -> None:
+    """The BPF programs and links are roar's alone: if roar dies they go, whatever the pinner
+    is still doing."""
+    (tmp_path / "in.txt").write_text("input\n")
+    assert roar("run", "-q", "--", sys.executable, "-c", PINNER_FDS, cwd=tmp_path).returncode == 0
+    links = (tmp_path / "fds.txt").read_text().splitlines()
+    assert not [x for x in links if "bpf-prog" in x or "bpf_link" in x or "bpf-link" in x], links
+    assert not [x for x in links if ".roar" in x], links
+    assert len(links) <= 8, links
+
+
+OWN_BLOCKED_SIGURG = r"""
+import os, signal
+got = []
+signal.signal(signal.SIGURG, lambda *a: got.append(1))
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGURG})
+import threading
+signal.pthread_kill(threading.get_ident(), signal.SIGURG)
+open("in.txt").read()
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGURG})
+open("out.txt", "w").write(str(len(got)))
+"""
+
+
+def test_a_pending_sigurg_of_the_jobs_own_is_not_swallowed(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("input\n")
+    assert roar("run", "-q", "--", sys.executable, "-c", OWN_BLOCKED_SIGURG, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "out.txt").read_text() == "1"
+
+
+OWN_LEASE = r"""
+import fcntl, os
+fd = os.open("big", os.O_RDONLY)
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+os.read(fd, 4 << 20)
+lease, owner = fcntl.fcntl(fd, fcntl.F_GETLEASE), fcntl.fcntl(fd, fcntl.F_GETOWN)
+open("lease.txt", "w").write(f"{lease} {owner} {os.getpid()}")
+"""
+
+
+def test_the_pinner_leaves_the_jobs_open_file_alone(tmp_path: Path) -> None:
+    """The descriptor the pinner hashes is the job's own open file: its lease and owner stay."""
+    (tmp_path / "big").write_bytes(os.urandom(4 << 20))
+    assert roar("run", "-q", "--", sys.executable, "-c", OWN_LEASE, cwd=tmp_path).returncode == 0
+    lease, owner, pid = (tmp_path / "lease.txt").read_text().split()
+    assert int(lease) == 0, "the job's read lease is gone"   # F_RDLCK
+    assert owner == pid
+
+
+def test_a_fifo_in_place_of_the_index_does_not_hang_the_job(tmp_path: Path) -> None:
+    """The pinner opens no path: the hash cache is asked through roar."""
+    (tmp_path / "in.txt").write_text("input\n")
+    assert roar("run", "-q", "--", "true", cwd=tmp_path).returncode == 0
+    script = "mv .roar/roar.db .roar/roar.db.bak; mkfifo .roar/roar.db; cat in.txt > /dev/null"
+    proc = roar("run", "-q", "--", "sh", "-c", script, cwd=tmp_path, timeout=60)
+    assert b"Traceback" not in proc.stderr

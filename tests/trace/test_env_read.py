@@ -125,4 +125,7 @@ def _minimal_record() -> dict:
 
     record = new_record("run", ["true"], "/", 1.0, 2.0)
     record.update(session="0123456789abcdef", step=1, env_read={"A": "1", "B": None})
+    from roar.record import composites
+
+    composites.decide(record)    # as writing the record does
     return record
