@@ -22,7 +22,7 @@ JOB_BATCH = 200        # jobs carry their metadata: keep each request well under
 ARTIFACT_BATCH = 1000
 EDGE_BATCH = 1000
 BATCH_BYTES = 90_000   # the hosted service's body parser takes about 100 KB (glaas-protocol.md)
-EDGE_REQUESTS = 8      # in flight at once: a registration is bound by round trips, not bandwidth
+EDGE_REQUESTS = 16      # in flight at once: a registration is bound by round trips, not bandwidth
 
 
 @dataclass
