@@ -19,8 +19,8 @@ def test_the_cli_does_not_import_the_server():
 
 def test_bad_database_urls_are_one_line_errors(tmp_path):
     done = roar_cmd("glaas", "token", "create", "--user", "a", "--db", "mysql://x/y")
-    assert (done.returncode, done.stderr) == (2, "roar: --db: unsupported database 'mysql': use sqlite:///PATH "
-                                                 "or postgresql://...\n")
+    assert (done.returncode, done.stderr) == (2, "roar: --db: unsupported database 'mysql': "
+                                                 "use sqlite:///PATH or postgresql://...\n")
     target = tmp_path / "real.db"
     target.write_bytes(b"")
     (tmp_path / "link.db").symlink_to(target)
@@ -35,3 +35,30 @@ def test_a_new_sqlite_database_is_private_to_its_owner(tmp_path):
     db = tmp_path / "sub" / "glaas.db"
     roar_cmd("glaas", "token", "create", "--user", "a", "--db", str(db), check=True)
     assert db.stat().st_mode & 0o077 == 0
+
+
+def test_the_served_socket_gives_connections_tcp_nodelay():
+    """asyncio turns Nagle off on accepted connections only for a socket made as IPPROTO_TCP.
+    With Nagle on, a kept-alive connection's reply waited on the client's delayed ACK: some
+    40 ms a request, 2,000 requests in a 1,000-job registration (docs/performance-glaas.md)."""
+    import asyncio
+    import socket
+
+    from roar.glaas.serve import bind
+
+    listener = bind("127.0.0.1", 0)
+    seen: list[int] = []
+
+    async def main():
+        def accepted(reader, writer):
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=listener)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        await reader.read()
+        writer.close()
+        server.close()
+
+    asyncio.run(main())
+    assert seen and seen[0] != 0
