@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from roar.errors import RoarError
 from roar.remote.errors import AuthRefused
 from roar.remote.http import Client
 from roar.remote.payload import Plan
@@ -120,13 +121,16 @@ def register(client: Client, plan: Plan, scope: str, tick: Callable[[], None] = 
     done = client.post(f"{base}/finalize", body)
     tick()
     digest = done.get("published_session_hash") or done.get("session_hash") or done["hash"]
-    labels = {}
+    labels, warnings = {}, []
     if plan.labels:
         docs = [{**d, "session_hash": digest} for d in plan.labels]
-        labels = client.post(f"{base}/labels/batch", {"labels": docs})
+        try:
+            labels = client.post(f"{base}/labels/batch", {"labels": docs})
+        except RoarError as exc:   # the DAG is registered: `roar label push` can send them later
+            warnings.append(f"labels not sent: {exc.message}; send them with `roar label push`")
     tick()
     return Receipt(digest, web_url(client.url, digest), bool(done.get("created", True)), len(plan.jobs),
-                   len(plan.artifacts) + len(plan.composites), plan.target, scope, labels)
+                   len(plan.artifacts) + len(plan.composites), plan.target, scope, labels, warnings)
 
 
 def _send_edges(client: Client, base: str, plan: Plan, tick: Callable[[], None]) -> None:
@@ -148,7 +152,6 @@ def _send_edges(client: Client, base: str, plan: Plan, tick: Callable[[], None])
 
 
 def _job_errors(reply: dict) -> None:
-    from roar.errors import RoarError
 
     errors = [e for e in reply.get("errors") or [] if e]
     if errors:
@@ -158,7 +161,6 @@ def _job_errors(reply: dict) -> None:
 
 def _registered_before(client: Client, plan: Plan, scope: str, known: list[str]) -> Receipt:
     """The lineage is already a registered DAG: only its labels may need sending."""
-    from roar.errors import RoarError
     from roar.remote import labels as remote_labels
 
     if len(known) > 1:
