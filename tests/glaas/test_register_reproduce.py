@@ -5,6 +5,7 @@ inputs of the local recipe."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -31,3 +32,28 @@ def test_a_registered_artifact_is_reproduced_from_the_server(pipeline, server, m
     bob = client_env(tmp_path, server.url, make_token("bob"))
     other = roar(tmp_path, "reproduce", pipeline["final"], env=bob)
     assert other.returncode == 3 and "nothing matches" in other.stderr
+
+
+def test_run_verify_rebuilds_a_registered_artifact_from_its_git_remote(server, tmp_path):
+    """Another machine's view: only the server and the git remote, no workspace."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    origin, proj = tmp_path / "origin.git", tmp_path / "proj"
+    subprocess.run([*git, "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run([*git, "init", "-q", "-b", "main", str(proj)], check=True)
+    (proj / "in.txt").write_text("b\na\nc\n")
+    for args in (["add", "in.txt"], ["commit", "-qm", "input"], ["remote", "add", "origin", str(origin)],
+                 ["push", "-q", "origin", "main"]):
+        subprocess.run([*git, *args], cwd=proj, check=True)
+    env = client_env(tmp_path / "config", server.url)
+    for command in ("sort in.txt > mid.txt", "tr a-z A-Z < mid.txt > out.txt"):
+        done = roar(proj, "run", "--", "/bin/sh", "-c", command, env=env)
+        assert done.returncode == 0, done.stderr
+    final = json.loads(roar(proj, "show", "out.txt", "--json", env=env).stdout)["hash"]
+    receipt(roar(proj, "register", "out.txt", "--json", env=env))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = elsewhere / "again"
+    done = roar(elsewhere, "reproduce", final, "--run", "--verify", "--dir", str(again), env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["@1: identical", "@2: identical"]
+    assert (again / "out.txt").read_text() == "A\nB\nC\n"
