@@ -107,6 +107,19 @@ class NotReproduced(RoarError):
     exit_code = 11
 
 
+class ServerUnavailable(RoarError):
+    """GLaaS: no server configured, or it could not be reached (after the retries), answered
+    5xx every time, or does not speak the GLaaS API."""
+
+    exit_code = 12
+
+
+class AuthRefused(RoarError):
+    """GLaaS: the server refused the credentials (401) or the action (403)."""
+
+    exit_code = 13
+
+
 ALL_ERRORS: tuple[type[RoarError], ...] = (
     RoarError,
     UsageError,
@@ -126,4 +139,6 @@ ALL_ERRORS: tuple[type[RoarError], ...] = (
     ReproduceRefused,
     StepFailed,
     NotReproduced,
+    ServerUnavailable,
+    AuthRefused,
 )
