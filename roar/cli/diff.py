@@ -19,11 +19,16 @@ HASH_SHOWN = 16
 def register(app: typer.Typer) -> None:
     @app.command("diff")
     def diff_cmd(a: str = typer.Argument(..., metavar="A", help=REF_HELP),
-                 b: str = typer.Argument(..., metavar="B", help=REF_HELP), as_json: bool = JSON) -> None:
+                 b: str = typer.Argument(..., metavar="B", help=REF_HELP), as_json: bool = JSON,
+                 lineage: bool = typer.Option(False, "--lineage",
+                                              help="Compare two artifacts' whole lineages, step by step.")
+                 ) -> None:
         """Compare two jobs, or the jobs that made two artifacts: command, exit, inputs and outputs by
         path and hash, variables read, packages, programs, git. Exit 0 same, 1 different."""
         from roar.reproduce import diff
 
+        if lineage:
+            _lineage(diff.lineages(a, b), as_json)
         side_a, side_b = diff.load(a, b)
         result = diff.compare(side_a.record, side_b.record)
         result = {"a": _side(side_a), "b": _side(side_b), **result}
@@ -32,6 +37,46 @@ def register(app: typer.Typer) -> None:
         else:
             emit_text(diff_text(printable_data(result)))
         raise typer.Exit(0 if result["same"] else 1)
+
+
+def _lineage(result: dict[str, Any], as_json: bool) -> None:
+    """Each step pair on one line (same, differs in which sections, or one side's only), the
+    details of each differing pair in --json."""
+    steps = [{"state": s["state"], "a": _job(s["a"]), "b": _job(s["b"]), "differences": s["differences"]}
+             for s in result["steps"]]
+    if as_json:
+        emit_json(_jsonable({"same": result["same"], "origins": result["origins"], "steps": steps}))
+    else:
+        emit_text(lineage_text(printable_data(steps), result["same"]))
+    raise typer.Exit(0 if result["same"] else 1)
+
+
+def _job(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    from roar.lineage.refs import step_name
+
+    step = record.get("step")
+    return {"uid": record["uid"], "step": step_name(step, record["type"]) if step else None,
+            "command": record.get("command") or shlex.join(record.get("argv") or [])}
+
+
+def lineage_text(steps: list[dict[str, Any]], same: bool) -> str:
+    lines = []
+    for s in steps:
+        a, b = s["a"], s["b"]
+        names = " / ".join(f"{j['step'] or j['uid'][:12]}" for j in (a, b) if j)
+        command = (a or b)["command"]
+        if s["state"] == "differs":
+            what = ", ".join(k for k in ("command", "exit", "inputs", "outputs", "env_read", "packages",
+                                         "programs", "git") if s["differences"][k])
+            lines.append(f"differs  {names}  {command}  ({what})")
+        else:
+            label = {"same": "same   ", "only_a": "only A ", "only_b": "only B "}[s["state"]]
+            lines.append(f"{label}  {names}  {command}")
+    lines.append("same lineage" if same else f"{sum(s['state'] != 'same' for s in steps)} of {len(steps)} "
+                 "steps differ (`roar diff A B` on a pair for the details)")
+    return "\n".join(lines)
 
 
 def _side(side) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """`roar diff A B`: what differs between two jobs, or between the jobs that made two
-artifacts (docs/diff.md).
+artifacts, or (`lineages`) between two artifacts' whole lineages step by step (docs/diff.md).
 
 Compared: the command (type, argv, cwd), the exit, inputs and outputs by path with
 their hashes, the variables read (`env_read`), the interpreters, Python distributions,
@@ -138,3 +138,40 @@ def _git(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[dict[str, A
 
 def _context(record: dict[str, Any], name: str, default: Any = None) -> Any:
     return (record.get("context") or {}).get(name) or default
+
+
+def lineages(ref_a: str, ref_b: str) -> dict[str, Any]:
+    """Two artifacts' whole lineages, step by step: the jobs of each (oldest first, from the
+    workspace, else the GLaaS server, as `roar reproduce` finds them) aligned by command, each
+    pair compared. `steps`: [{state: same|differs|only_a|only_b, a, b, differences}], `same`."""
+    from difflib import SequenceMatcher
+
+    from roar.reproduce.source import find_records
+
+    found = [find_records(ref) for ref in (ref_a, ref_b)]
+    for ref, f in zip((ref_a, ref_b), found, strict=True):
+        if f.kind != "artifact":
+            raise UsageError(f"{ref} is a {f.kind}: --lineage compares two artifacts' lineages")
+    a_jobs, b_jobs = found[0].records, found[1].records
+    matcher = SequenceMatcher(a=[_step_key(r) for r in a_jobs], b=[_step_key(r) for r in b_jobs],
+                              autojunk=False)
+    steps: list[dict[str, Any]] = []
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        # a replaced run of the same length pairs up in order (a step whose command changed);
+        # otherwise what is not equal is one side's only
+        same_length = op == "replace" and a1 - a0 == b1 - b0
+        pairs = list(zip(a_jobs[a0:a1], b_jobs[b0:b1], strict=True)) if op == "equal" or same_length else []
+        for ra, rb in pairs:
+            result = compare(ra, rb)
+            steps.append({"state": "same" if result["same"] else "differs", "a": ra, "b": rb,
+                          "differences": result})
+        rest_a, rest_b = a_jobs[a0 + len(pairs):a1], b_jobs[b0 + len(pairs):b1]
+        steps += [{"state": "only_a", "a": r, "b": None, "differences": None} for r in rest_a]
+        steps += [{"state": "only_b", "a": None, "b": r, "differences": None} for r in rest_b]
+    return {"steps": steps, "same": all(s["state"] == "same" for s in steps),
+            "origins": [f.origin for f in found]}
+
+
+def _step_key(record: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """What makes two jobs the same step of a pipeline: their type and command."""
+    return record["type"], tuple(record.get("argv") or [])

@@ -157,3 +157,34 @@ def test_refs_that_name_no_job_are_one_line(work):
     done = roar(work, "diff", "@1", "@9")
     assert done.returncode == RefNotFound.exit_code
     assert done.stderr == "roar: no step @9 in the current session: `roar log` lists the jobs\n"
+
+
+def _out_hash(cwd, ref):
+    return json.loads(roar(cwd, "show", ref, "--json").stdout)["outputs"][0]["hash"]
+
+
+def test_two_lineages_step_by_step(work):
+    """--lineage aligns the jobs of two artifacts' lineages by command: the changed input shows
+    in the step that read it, the step B has and A has not is B's only."""
+    record(work, "/bin/sh", "-c", "cat a.txt > b.txt")
+    record(work, "/bin/sh", "-c", "tr a-z A-Z < b.txt > c.txt")
+    first = _out_hash(work, "@2")
+    (work / "a.txt").write_text("two\n")
+    record(work, "/bin/sh", "-c", "cat a.txt > b.txt")
+    record(work, "sort", "-o", "b.txt", "b.txt")
+    record(work, "/bin/sh", "-c", "tr a-z A-Z < b.txt > c.txt")
+    second = _out_hash(work, "@5")
+    done = roar(work, "diff", "--lineage", first, second, "--json")
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert [(s["state"], s["a"] and s["a"]["step"], s["b"] and s["b"]["step"]) for s in result["steps"]] == [
+        ("differs", "@1", "@3"), ("only_b", None, "@4"), ("differs", "@2", "@5")]
+    first_step = result["steps"][0]["differences"]
+    assert [f["path"] for f in first_step["inputs"]] == [str(work / "a.txt")]
+    assert roar(work, "diff", "--lineage", first, first).returncode == 0
+
+
+def test_lineage_needs_two_artifacts(work):
+    record(work, *COPY)
+    done = roar(work, "diff", "--lineage", "@1", "@1")
+    assert done.returncode == 2 and "--lineage compares two artifacts" in done.stderr
