@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -134,6 +135,12 @@ class Server:
             self.proc.kill()
             raise AssertionError(f"roar glaas serve did not start: {line}{self.proc.stderr.read()}")
         self.url = found.group(1)
+        # the server's log (an unexpected error's traceback), read as it comes: a pipe nobody
+        # read would fill and stop the server mid-request
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.log.extend(iter(self.proc.stderr.readline, "")),
+                                        daemon=True)
+        self._reader.start()
 
     def call(self, method: str, path: str, body=None, token: str | None = None, rs: str | None = None,
              raw: bytes | None = None, headers: dict | None = None):
@@ -165,6 +172,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(timeout=10)
         self.proc.stderr.close()
 
 

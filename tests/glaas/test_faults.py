@@ -66,6 +66,7 @@ def register_as_a_client(srv: Server, jobs, edges, arts, retry=None):
 def _kill(server: Server) -> None:
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=30)
+    server._reader.join(timeout=10)
     server.proc.stderr.close()
 
 
@@ -126,6 +127,7 @@ def test_a_server_killed_during_finalize_leaves_all_or_nothing(db_url):
         pass   # the connection died with the server
     killer.join()
     srv.proc.wait(timeout=30)
+    srv._reader.join(timeout=10)
     srv.proc.stderr.close()
     counts = _counts(db_url)
     assert (counts["dags"], counts["jobs"]) in ((0, 0), (1, 400)), counts

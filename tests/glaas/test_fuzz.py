@@ -65,7 +65,7 @@ def test_fuzzing_the_openapi_finds_no_5xx_and_no_accepted_bad_payload(tmp_path):
              "--warnings", "off"],
             capture_output=True, text=True, timeout=240, cwd=tmp_path,
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
-        summary = done.stdout[-8000:]
+        summary = done.stdout[-8000:] + "\nserver log:\n" + "".join(server.log)[-6000:]
         assert report.exists(), summary + done.stderr
         run = json.loads(report.read_text())
         assert run["complete"] and run["failures"] == [], summary
