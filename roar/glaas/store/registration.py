@@ -91,15 +91,19 @@ def _open(row: RegistrationSession) -> RegistrationSession:
 
 
 def _stage(session: Session, row: RegistrationSession, kind: str, key: str, body: dict) -> bool:
-    """Stage one item (a later copy replaces an earlier one); True if it is new."""
-    existing = session.scalar(select(Staged).where(Staged.session_id == row.id, Staged.kind == kind,
-                                                   Staged.key == key))
-    if existing is not None:
-        existing.body = json.dumps(body)
-        return False
-    writes.insert_ignore(session, Staged, {"session_id": row.id, "kind": kind, "key": key,
-                                           "body": json.dumps(body)}, ["session_id", "kind", "key"])
-    return True
+    """Stage one item (a later copy replaces an earlier one); True if it is new.
+
+    One upsert statement, not a read then an ORM update: a finalize running at the same time
+    deletes the staged rows, and an update of a row gone meanwhile was a 500 (fuzzing found it)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    existed = session.scalar(select(Staged.id).where(Staged.session_id == row.id, Staged.kind == kind,
+                                                     Staged.key == key)) is not None
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(Staged).values(session_id=row.id, kind=kind, key=key, body=json.dumps(body))
+    session.execute(stmt.on_conflict_do_update(index_elements=["session_id", "kind", "key"],
+                                               set_={"body": stmt.excluded.body}))
+    return not existed
 
 
 def stage_jobs(session: Session, row: RegistrationSession, who: Principal, jobs: list[dict]) -> dict:
