@@ -228,9 +228,11 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
         tracer.drain()
         counters = _counters(tracer, user, hasher)
     finally:
-        if pinner is not None:
-            pinner.finish()    # processes the job left behind are let go
-        tracer.close()     # detach now: nothing stays attached after the job
+        try:
+            if pinner is not None:
+                pinner.finish()    # processes the job left behind are let go
+        finally:
+            tracer.close()     # detach now: nothing stays attached after the job
     hasher.pins = pinner.pins()
     if user:
         privilege.drop(user)
