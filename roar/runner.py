@@ -232,7 +232,7 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
             if pinner is not None:
                 pinner.finish()    # processes the job left behind are let go
         finally:
-            tracer.close()     # detach now: nothing stays attached after the job
+            tracer.close(wait=False)   # detached now; the uprobes finish detaching meanwhile
     hasher.pins = pinner.pins()
     if user:
         privilege.drop(user)
@@ -251,6 +251,7 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
     _add_context(record, workspace, env, git_before)
     _add_programs(record, roles, program_hashes, files, options, cache, workspace)
     workspace.add_job(record)
+    tracer.join()      # nothing stays attached once roar run returns
     return RunResult(record, jobrec.exit_code_of(status))
 
 

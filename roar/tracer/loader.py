@@ -11,6 +11,7 @@ import ctypes as ct
 import errno
 import os
 import select
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -131,6 +132,8 @@ class Tracer:
         self._lib = libbpf.lib()
         self._obj: int | None = None
         self._links: list[int] = []
+        self._uprobe_links: list[int] = []   # slow to detach: each waits for a kernel grace period
+        self._closing: list[threading.Thread] = []
         self._ring: int | None = None
         self._callback_error: BaseException | None = None
         self._poller: select.poll | None = None
@@ -191,7 +194,7 @@ class Tracer:
                     break
                 links.append(link)
             else:
-                self._links += links
+                self._uprobe_links += links
                 self.env_read_libcs.append(path)
                 continue
             for link in links:     # both probes or neither: an entry without its return is useless
@@ -274,8 +277,10 @@ class Tracer:
             totals.append(sum(values))
         return totals
 
-    def close(self) -> None:
-        """Detach every program and free the object: nothing stays attached."""
+    def close(self, wait: bool = True) -> None:
+        """Detach every program and free the object: nothing stays attached. Each uprobe takes
+        a kernel grace period (~0.1 s here) to detach, so those go in threads of their own, at
+        the same time; with wait=False they finish while roar goes on, and join() waits."""
         lb = self._lib
         if self._ring:
             lb.ring_free(self._ring)
@@ -283,9 +288,22 @@ class Tracer:
         for link in self._links:
             lb.link_destroy(link)
         self._links = []
-        if self._obj:
-            lb.close(self._obj)
-            self._obj = None
+        obj, self._obj = self._obj, None
+        self._closing = [threading.Thread(target=lb.link_destroy, args=(link,), name="roar-detach")
+                         for link in self._uprobe_links]
+        self._uprobe_links = []
+        for thread in self._closing:
+            thread.start()
+        if obj:
+            lb.close(obj)    # a link holds its program itself: the object may go first
+        if wait:
+            self.join()
+
+    def join(self) -> None:
+        """Wait until close() has detached everything."""
+        for thread in self._closing:
+            thread.join()
+        self._closing = []
 
     def __enter__(self) -> "Tracer":
         return self
