@@ -53,6 +53,7 @@ PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 JOB_CONTROL = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 HOLD_SIGNAL = signal.SIGURG   # bpf/roar.bpf.c SIGURG: ignored by default, should a hold ever leak
 HOLD_HASH_MAX = 64 << 20      # bigger files are hashed beside the job (~50 ms of blake3 here)
+CACHE_MIN = 1 << 20           # smaller files are hashed sooner than roar's cache is asked
 CACHE_WAIT_S = 2.0
 
 _libc = ct.CDLL(None, use_errno=True)
@@ -311,7 +312,7 @@ class _Serve:
         try:
             st = os.fstat(fd)
             pin.size, pin.mtime_ns, pin.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
-            pin.hashes = self._cached(st)
+            pin.hashes = self._cached(st) if st.st_size >= CACHE_MIN else None
         except OSError as exc:
             pin.why = f"it could not be read ({exc.strerror or exc})"
             os.close(fd)
