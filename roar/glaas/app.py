@@ -88,7 +88,7 @@ def create_app(engine, max_body: int = MAX_BODY, session_ttl: float | None = Non
     from roar.glaas.db import sessionmaker_for
 
     app = FastAPI(title="GLaaS (roar)", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
-                  docs_url=f"{PREFIX}/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)   # FastAPI's docs pages load Swagger from a CDN
     app.state.sessions = sessionmaker_for(engine)
     app.state.session_ttl = session_ttl   # seconds a registration session stays open (None: 24 h)
     for module in (health, auth, registration, legacy, artifacts, sessions, labels):

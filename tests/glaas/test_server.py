@@ -67,6 +67,8 @@ def test_health_is_unwrapped_and_openapi_is_published(server):
     assert status == 200
     assert "/api/v1/registration-sessions/{rs_id}/finalize" in spec["paths"]
     assert "/api/v1/artifacts/{prefix}/dag" in spec["paths"]
+    # no interactive docs page: FastAPI's loads Swagger UI from a CDN (docs/web.md)
+    assert server.call("GET", "/docs")[0] == 404
 
 
 def test_anonymous_registration_is_visible_only_at_finalize(server):
