@@ -146,7 +146,7 @@ def _load_and_attach() -> Check:
         started = time.monotonic()
         tracer = Tracer(lambda _data: None)
         try:
-            programs = len(tracer._links)
+            programs = tracer.attached
         finally:
             tracer.close()
         return Check("load and attach", True, f"{programs} programs loaded, attached and detached in "

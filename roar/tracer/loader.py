@@ -219,6 +219,11 @@ class Tracer:
         self._ring = ring
 
     @property
+    def attached(self) -> int:
+        """How many programs are attached now (tracepoints and uprobes)."""
+        return len(self._links) + len(self._uprobe_links)
+
+    @property
     def lib(self):
         return self._lib
 
