@@ -4,13 +4,13 @@ The comparison is in roar.reproduce.diff."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from typing import Any
 
 import typer
 
 from roar.cli.output import JSON, emit_json, emit_text, printable_data
+from roar.cli.render import _jsonable  # one rule for non-UTF-8 names in JSON
 
 REF_HELP = "A job (@N, uid) or an artifact (hash, prefix, path: the job that made it)."
 HASH_SHOWN = 16
@@ -143,16 +143,3 @@ def _short(digest: str | None) -> str:
 def _value(value: str | None) -> str:
     return "unset" if value is None else repr(value)
 
-
-def _jsonable(value: Any) -> Any:
-    """JSON is UTF-8: a path that is not (a surrogate-escaped str) gets replacement characters."""
-    if isinstance(value, dict):
-        return {_jsonable(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return os.fsencode(value).decode("utf-8", "replace")
-    return value
