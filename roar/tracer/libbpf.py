@@ -70,6 +70,7 @@ class _Lib:
         self.attach_uprobe_opts = f("bpf_program__attach_uprobe_opts", _vp, _vp, _int, _cp, _size,
                                     ct.POINTER(UprobeOpts))
         self.link_destroy = f("bpf_link__destroy", _int, _vp)
+        self.link_fd = f("bpf_link__fd", _int, _vp)
         self.map_fd = f("bpf_map__fd", _int, _vp)
         self.map_set_max_entries = f("bpf_map__set_max_entries", _int, _vp, ct.c_uint32)
         self.map_initial_value = f("bpf_map__initial_value", _vp, _vp, ct.POINTER(_size))

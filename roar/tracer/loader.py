@@ -284,8 +284,10 @@ class Tracer:
 
     def close(self, wait: bool = True) -> None:
         """Detach every program and free the object: nothing stays attached. Each uprobe takes
-        a kernel grace period (~0.1 s here) to detach, so those go in threads of their own, at
-        the same time; with wait=False they finish while roar goes on, and join() waits."""
+        a kernel grace period (~0.1 s here) to detach. With wait=False they are handed to a
+        background process (roar.tracer.detach) and detach there, after roar has moved on;
+        otherwise, or if no such process can be made, they detach in threads, at the same
+        time, and join() waits for them."""
         lb = self._lib
         if self._ring:
             lb.ring_free(self._ring)
@@ -294,9 +296,11 @@ class Tracer:
             lb.link_destroy(link)
         self._links = []
         obj, self._obj = self._obj, None
+        uprobes, self._uprobe_links = self._uprobe_links, []
+        if uprobes and not wait and _close_in_background(lb, uprobes):
+            uprobes = []
         self._closing = [threading.Thread(target=lb.link_destroy, args=(link,), name="roar-detach")
-                         for link in self._uprobe_links]
-        self._uprobe_links = []
+                         for link in uprobes]
         for thread in self._closing:
             thread.start()
         if obj:
@@ -315,6 +319,16 @@ class Tracer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_in_background(lb, links: list[int]) -> bool:
+    from roar.tracer.detach import close_in_background
+
+    def close_own() -> None:
+        for link in links:
+            lb.link_destroy(link)    # roar's copies only: quick, the last ones are elsewhere
+
+    return close_in_background([lb.link_fd(link) for link in links], close_own)
 
 
 def _is_return_probe(lb, prog: int) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trace.conftest import held_links, linked, roar, roar_run
+from tests.trace.conftest import bpftool, held_links, linked, roar, roar_run
 
 pytestmark = pytest.mark.ebpf
 
@@ -214,7 +214,9 @@ def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
     """Checked while roar still lives: after the job it still hashes outputs and
     captures context, and a link it kept would be freed only at its exit. Once
     roar holds no link, it is stopped and the machine's links are searched for
-    its programs (held by anyone, a forked child included)."""
+    its programs (held by anyone, a forked child included). The tracepoints must be
+    gone at once; the getenv uprobes detach in roar's background process
+    (roar.tracer.detach), which must hold nothing else of roar's and end soon."""
     proc = subprocess.Popen([sys.executable, "-m", "roar", "run", "-q", "--", "sh", "-c",
                              "sleep 1; head -c 64M /dev/zero > big"], cwd=tmp_path)
     try:
@@ -225,6 +227,7 @@ def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
             assert process_state(proc.pid) not in "ZX", "roar ended before its programs showed up"
             ours = set(held_links(proc.pid).values())
             time.sleep(0.01)
+        uprobes = {p["id"] for p in bpftool("prog", "show") if p["id"] in ours and p["type"] == "kprobe"}
         while True:   # until roar lets go of its links, or ends still holding them
             held = set(held_links(proc.pid).values())
             state = process_state(proc.pid)    # read after the links: they were let go while alive
@@ -233,8 +236,25 @@ def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, "roar kept its links long after the job"
         os.kill(proc.pid, signal.SIGSTOP)
+        checked: list[int] = []
         try:
-            assert linked(ours) == set(), "roar's programs are still linked after it detached"
+            assert linked(ours - uprobes) == set(), "roar's tracepoints are still linked after it detached"
+            for pid in holders(uprobes):
+                assert pid != proc.pid
+                try:
+                    sid = os.getsid(pid)
+                    uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:3]
+                    kinds = {os.readlink(f"/proc/{pid}/fd/{fd}").split(":")[0]
+                             for fd in os.listdir(f"/proc/{pid}/fd")}
+                except (ProcessLookupError, FileNotFoundError):
+                    continue     # done detaching meanwhile
+                assert sid != os.getsid(proc.pid), "the detaching process is in roar's session"
+                assert uids == ["0"] * 3, f"the detaching process has uids {uids}"
+                assert kinds <= {"anon_inode", "pipe"}, f"the detaching process holds {kinds}"
+                checked.append(pid)
+            while linked(uprobes):
+                assert time.monotonic() < deadline, "roar's getenv probes stayed linked"
+                time.sleep(0.05)
         finally:
             os.kill(proc.pid, signal.SIGCONT)
         assert proc.wait(timeout=30) == 0
@@ -242,3 +262,18 @@ def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def holders(prog_ids: set[int]) -> list[int]:
+    """The processes that hold a link to any of prog_ids (gone ones left out)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if set(held_links(entry.name).values()) & prog_ids:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
