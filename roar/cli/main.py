@@ -9,7 +9,25 @@ from __future__ import annotations
 
 import sys
 
-import typer
+
+def _import_typer_without_rich():
+    """typer imports rich (~70 ms) whenever it is installed, to format help roar formats
+    plainly (rich_markup_mode=None). Hide rich while typer loads: typer then keeps click's own
+    formatting, and rich stays importable for anything else."""
+    missing = object()
+    saved = sys.modules.get("rich", missing)
+    sys.modules["rich"] = None     # `import rich` raises ImportError while this is here
+    try:
+        import typer
+    finally:
+        if saved is missing:
+            del sys.modules["rich"]
+        else:
+            sys.modules["rich"] = saved
+    return typer
+
+
+typer = _import_typer_without_rich()
 
 app = typer.Typer(
     name="roar",
