@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import false, or_
+from sqlalchemy import bindparam, false, or_
 
 from roar.glaas.models import Dag
 
@@ -41,6 +41,18 @@ def visible(principal: Principal):
     if principal.member_of:
         clauses.append(Dag.project_id.in_(sorted(principal.member_of)))
     return or_(*clauses) if clauses else false()
+
+
+def visible_params():
+    """visible() with the principal as bound parameters (scope_params), for statements built
+    once: public, or owned by :who_user, or in one of :who_projects. The same rule."""
+    return or_(Dag.__table__.c.visibility == "public", Dag.__table__.c.owner_user_id == bindparam("who_user"),
+               Dag.__table__.c.project_id.in_(bindparam("who_projects", expanding=True)))
+
+
+def scope_params(principal: Principal) -> dict:
+    """The parameters of visible_params() for this principal (no user: NULL, never equal)."""
+    return {"who_user": principal.user_id, "who_projects": sorted(principal.member_of)}
 
 
 def can_see(principal: Principal, dag: Dag) -> bool:
