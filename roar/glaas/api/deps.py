@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,9 +16,17 @@ from roar.glaas.store.errors import Unauthorized
 from roar.glaas.store.scope import ANONYMOUS, Principal
 
 
-def db(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+async def db(request: Request) -> AsyncIterator[Session]:
+    """The request's database session. Made here, on the event loop (it connects only at its
+    first query, in the endpoint's thread), and closed here: a sync generator would cost two
+    more hops through the thread pool a request, about 0.5 ms of some 2 in all. Closing hands
+    the connection back to the pool, which rolls it back: a no-op on SQLite after reads, one
+    short round trip on PostgreSQL."""
+    session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        session.close()
 
 
 @dataclass(frozen=True)
