@@ -61,13 +61,15 @@ def register(app: typer.Typer) -> None:
                   session_ttl: float = typer.Option(86400, "--session-ttl", min=1, metavar="SECONDS",
                                                     help="How long a registration may stay unfinished "
                                                          "before it is dropped."),
+                  workers: int = typer.Option(1, "--workers", min=1, max=64, metavar="N",
+                                              help="Worker processes sharing the listening socket."),
                   ) -> None:
         """Serve the GLaaS API (/api/v1, OpenAPI at /api/v1/openapi.json) until interrupted.
         The database is migrated to the current schema first."""
         _need_extra()
         from roar.glaas.serve import serve
 
-        serve(db, host, port, session_ttl=session_ttl)
+        serve(db, host, port, session_ttl=session_ttl, workers=workers)
 
     @token.command("create")
     def create_cmd(user: str = typer.Option(..., "--user", metavar="NAME", help="Whose token (made if new)."),

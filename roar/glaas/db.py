@@ -60,8 +60,9 @@ def _prepare_sqlite_file(path: str) -> None:
         os.close(fd)
 
 
-def open_engine(url: str | None = None):
-    """The engine for URL, its schema migrated to the newest revision."""
+def open_engine(url: str | None = None, migrate_schema: bool = True):
+    """The engine for URL, its schema migrated to the newest revision (unless the caller
+    has migrated it already: a worker process of `roar glaas serve --workers`)."""
     from sqlalchemy import create_engine, event
 
     parsed = normalize_url(url or default_url())
@@ -82,7 +83,8 @@ def open_engine(url: str | None = None):
             cur.close()
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
-    migrate(engine)
+    if migrate_schema:
+        migrate(engine)
     return engine
 
 

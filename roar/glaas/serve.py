@@ -1,5 +1,10 @@
 """`roar glaas serve`: the application under uvicorn, on a socket bound here so that a
-port of 0 works and the address printed is the one in use."""
+port of 0 works and the address printed is the one in use.
+
+With --workers N > 1, uvicorn's supervisor starts N worker processes that share that one
+listening socket (the kernel hands each connection to one of them). The schema is migrated
+once, here, before they start; each worker opens its own engine and pool. The supervisor
+restarts a worker that dies, and SIGTERM or SIGINT stops them all."""
 
 from __future__ import annotations
 
@@ -27,8 +32,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class WorkerApp:
+    """The application of one worker process, made in that process (uvicorn calls it there,
+    as a factory): its own engine on the already migrated database. Picklable, since the
+    supervisor starts workers with multiprocessing's spawn."""
+
+    def __init__(self, db_url: str, session_ttl: float | None) -> None:
+        self.db_url, self.session_ttl = db_url, session_ttl
+
+    def __call__(self):
+        from roar.glaas.app import create_app
+        from roar.glaas.db import open_engine
+
+        return create_app(open_engine(self.db_url, migrate_schema=False), session_ttl=self.session_ttl)
+
+
 def serve(db_url: str | None, host: str, port: int, log_level: str = "warning",
-          session_ttl: float | None = None) -> None:
+          session_ttl: float | None = None, workers: int = 1) -> None:
     import uvicorn
 
     from roar.glaas.app import create_app
@@ -38,10 +58,23 @@ def serve(db_url: str | None, host: str, port: int, log_level: str = "warning",
     sock = bind(host, port)
     real_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
+    plural = f", {workers} worker processes" if workers > 1 else ""
     sys.stderr.write(f"roar glaas: listening on http://{shown}:{real_port} "
-                     f"(database {engine.url.render_as_string(hide_password=True)})\n")
+                     f"(database {engine.url.render_as_string(hide_password=True)}{plural})\n")
     sys.stderr.flush()
-    config = uvicorn.Config(create_app(engine, session_ttl=session_ttl), log_level=log_level,
-                            access_log=False,
-                            proxy_headers=False, server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    options = {"log_level": log_level, "access_log": False, "proxy_headers": False, "server_header": False}
+    if workers <= 1:
+        config = uvicorn.Config(create_app(engine, session_ttl=session_ttl), **options)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()   # the workers open their own; none is shared across a fork or a spawn
+    config = uvicorn.Config(WorkerApp(url, session_ttl), factory=True, workers=workers, **options)
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise RoarError("a worker process of roar glaas serve failed to start (its error is above); "
+                        "check --db and try again")
