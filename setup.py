@@ -1,7 +1,7 @@
-"""Compile bpf/roar.bpf.o at build time and ship it inside the package.
+"""Compile bpf/roar.bpf.o and bpf/roar-btf.bpf.o at build time and ship them inside the package.
 
-Nothing is compiled when roar runs: the object is CO-RE and libbpf relocates
-it against the running kernel's BTF at load.
+Nothing is compiled when roar runs: the objects are CO-RE and libbpf relocates
+them against the running kernel's BTF at load (roar/tracer/objects.py picks one).
 """
 
 import shutil
@@ -13,14 +13,16 @@ from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
+OBJECTS = ("roar.bpf.o", "roar-btf.bpf.o")   # for every kernel, and for 6.2+ (bpf/Makefile)
 
 
 class BuildWithBpf(build_py):
     def run(self):
         bpf = HERE / "bpf"
         if (bpf / "Makefile").exists():
-            subprocess.run(["make", "-C", str(bpf), "roar.bpf.o"], check=True)
-            shutil.copy2(bpf / "roar.bpf.o", HERE / "roar" / "tracer" / "roar.bpf.o")
+            subprocess.run(["make", "-C", str(bpf), *OBJECTS], check=True)
+            for name in OBJECTS:
+                shutil.copy2(bpf / name, HERE / "roar" / "tracer" / name)
         super().run()
 
 

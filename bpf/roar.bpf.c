@@ -141,6 +141,8 @@ struct last_inode {
 
 struct last_inodes {
 	struct last_inode slot[2];   /* 0: reads, 1: writes and other changes */
+	__u32 tracked;               /* the thread's process is in `tracked` (a cache of it) */
+	__u32 _pad;
 };
 
 struct {
@@ -181,6 +183,25 @@ static __always_inline void count(__u32 stat)
 static __always_inline bool is_tracked(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&tracked, &tgid) != NULL;
+}
+
+/* Whether the current thread's process is tracked. The answer is kept in the thread's
+ * storage once it is yes, so a tracked thread's syscalls skip the hash lookup; an untracked
+ * thread has no storage and pays a failed storage lookup before the hash. A process leaves
+ * `tracked` at its exit (its threads and their storage go with it) or at a privileged exec,
+ * where on_exec clears the exec'ing thread's flag (the exec killed the other threads). */
+static __always_inline bool tracked_task(struct task_struct *t)
+{
+	struct last_inodes *l = bpf_task_storage_get(&last, t, 0, 0);
+
+	if (l && l->tracked)
+		return true;
+	if (!is_tracked(t->tgid))
+		return false;
+	l = bpf_task_storage_get(&last, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (l)
+		l->tracked = 1;
+	return true;
 }
 
 static __always_inline struct scratch *scratch_get(void)
@@ -374,15 +395,39 @@ static __always_inline bool system_path(const char *p)
 	return roar_system_path(p);
 }
 
+/*
+ * Two builds of this file (bpf/Makefile): roar.bpf.o for any kernel roar runs on (5.17+),
+ * and roar-btf.bpf.o, built with ROAR_BTF, for kernels with the bpf_rdonly_cast kfunc (6.2+;
+ * roar/tracer/objects.py picks one at load). The per-syscall path is the same; in the BTF
+ * build the open file and its inode are read with plain loads instead of one
+ * bpf_probe_read_kernel call per field.
+ */
+#ifdef ROAR_BTF
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+/* an untrusted BTF pointer: its fields are plain loads (a fault reads 0), no helper call */
+#define AS_BTF(type, p) ((type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)))
+#define HOT_READ(p, field) ((p)->field)
+#else
+#define HOT_READ(p, field) BPF_CORE_READ(p, field)
+#endif
+
+/* The open file of descriptor fd. t is the current task, a trusted BTF pointer:
+ * t->files->fdt and its fields are plain loads. The fds[] slot is a pointer to a
+ * pointer, a scalar for the verifier: read with a helper call, or in the BTF build
+ * through a cast to struct kiocb, whose first member is a struct file pointer. */
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct fdtable *fdt = t->files->fdt;
+	struct file **fds = fdt->fd;
+	unsigned int max = fdt->max_fds;
 	struct file *f = NULL;
 
 	if (fd < 0 || fd >= max)
 		return NULL;
+#ifdef ROAR_BTF
+	if (bpf_core_field_offset(struct kiocb, ki_filp) == 0)
+		return AS_BTF(struct kiocb, &fds[fd])->ki_filp;
+#endif
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
@@ -435,10 +480,6 @@ static __always_inline void mark_seen(struct seen_key *key, __u32 fresh)
 		count(ROAR_STAT_SEEN_FAILED);
 }
 
-/* Report `access` on an open file unless this process already reported it
- * for this inode. Only regular files: pipes, sockets and devices carry no
- * lineage. Keyed by inode, so dup'd, inherited and redirected fds all land on
- * the same state. */
 /* What the process has reported for this inode, for the thread's next access */
 static __always_inline void remember_last(struct last_inode *l, struct inode *ino, struct seen_key *key,
 					  __u32 bits)
@@ -482,21 +523,36 @@ static __always_inline void hold_for_pin(struct task_struct *t, struct seen_key 
 	count(ROAR_STAT_PIN_FAILED);
 }
 
-__noinline int file_access(__u64 file, __u32 access, long fd)
+/* on_open's access: CREATE is added when the open created the file (f_mode) */
+#define ACC_OPENED (1U << 31)
+
+/* Report `access` on an open file unless this process already reported it
+ * for this inode. Only regular files: pipes, sockets and devices carry no
+ * lineage. Keyed by inode, so dup'd, inherited and redirected fds all land on
+ * the same state. */
+/* Global: on_sys_exit calls it from many places, the verifier checks it once. */
+__noinline int fd_access(long fd, __u32 access)
 {
-	struct file *f = (void *)file;
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct seen_key key = { .tgid = pid_tgid >> 32 };
+	struct file *f = fd_file(t, fd);
 	struct inode *ino;
 	__u32 *bits, fresh;
 	umode_t mode;
 
 	if (!f)
 		return 0;
-	ino = BPF_CORE_READ(f, f_inode);
-	key.ino = BPF_CORE_READ(ino, i_ino);
-	key.generation = BPF_CORE_READ(ino, i_generation);
+	if (access & ACC_OPENED) {
+		access &= ~ACC_OPENED;
+		if (HOT_READ(f, f_mode) & FMODE_CREATED)
+			access |= ROAR_ACC_CREATE;
+		if (!access)
+			return 0;
+	}
+	ino = HOT_READ(f, f_inode);
+	key.ino = HOT_READ(ino, i_ino);
+	key.generation = HOT_READ(ino, i_generation);
 	struct last_inodes *lasts = bpf_task_storage_get(&last, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	struct last_inode *l = NULL;
 	if (lasts) {
@@ -505,13 +561,17 @@ __noinline int file_access(__u64 file, __u32 access, long fd)
 		    !(access & ~l->bits))
 			return 0;
 	}
-	mode = BPF_CORE_READ(ino, i_mode);
+	mode = HOT_READ(ino, i_mode);
 	if ((mode & S_IFMT) != S_IFREG) {
 		remember_last(l, ino, &key, ~0U);   /* a pipe, socket or device: never reported */
 		return 0;
 	}
 	key.start = t->group_leader->start_time;
+#ifdef ROAR_BTF
+	key.dev = ino->i_sb->s_dev;
+#else
 	key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+#endif
 	bits = bpf_map_lookup_elem(&seen, &key);
 	fresh = bits ? access & ~*bits : access;
 	if (!fresh) {
@@ -562,12 +622,6 @@ __noinline int file_access(__u64 file, __u32 access, long fd)
 		bpf_map_update_elem(&seen, &job_key, &all, BPF_ANY);
 	}
 	return 0;
-}
-
-/* global: on_sys_exit calls it from many places, the verifier checks it once */
-__noinline int fd_access(long fd, __u32 access)
-{
-	return file_access((__u64)fd_file(bpf_get_current_task_btf(), fd), access, fd);
 }
 
 /* name as passed, then the directory it is relative to (empty when absolute) */
@@ -784,20 +838,14 @@ static __always_inline bool handled(long nr)
 
 static __always_inline int on_open(long fd, long flags)
 {
-	__u32 access = 0;
-	struct file *f;
+	__u32 access = ACC_OPENED;
 
 	/* O_PATH ignores O_CREAT and O_TRUNC */
 	if (fd < 0 || (flags & O_PATH) || !(flags & (O_CREAT | O_TRUNC)))
 		return 0;
-	f = fd_file(bpf_get_current_task_btf(), fd);
-	if (!f)
-		return 0;
-	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
-		access |= ROAR_ACC_CREATE;
 	if (flags & O_TRUNC)   /* O_RDONLY|O_TRUNC truncates too */
 		access |= ROAR_ACC_TRUNC;
-	return access ? file_access((__u64)f, access, -1) : 0;
+	return fd_access(fd, access);   /* creations and truncations: no hold, whatever the fd */
 }
 
 static __always_inline int on_mmap(long ret, long prot, long flags, long fd)
@@ -817,14 +865,15 @@ static __always_inline int on_mmap(long ret, long prot, long flags, long fd)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
+	struct task_struct *t = bpf_get_current_task_btf();
 	long nr = regs->orig_ax;
 	/* a 32-bit syscall (an ia32 program, or int 0x80) has numbers of its own */
-	int compat = bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
+	int compat = t->thread_info.status & TS_COMPAT;
 	if (compat)
 		nr = ia32_native(nr);
 	if (!handled(nr))
 		return 0;
-	if (!is_tracked(bpf_get_current_pid_tgid() >> 32))
+	if (!tracked_task(t))
 		return 0;
 
 	long a0 = sys_arg(regs, compat, 0);
@@ -950,8 +999,12 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* a hold still pending at an exec is void: the program's descriptors are not the ones read */
 	bpf_map_delete_elem(&pin_reqs, &tid);
 	submit(s, off + len);
-	if (privileged)   /* the exec itself is recorded; nothing after it, nor its children */
+	if (privileged) {   /* the exec itself is recorded; nothing after it, nor its children */
 		bpf_map_delete_elem(&tracked, &tgid);
+		struct last_inodes *l = bpf_task_storage_get(&last, bpf_get_current_task_btf(), 0, 0);
+		if (l)
+			l->tracked = 0;
+	}
 	return 0;
 }
 

@@ -17,7 +17,7 @@ import pytest
 from tests.install import wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
-OBJECT = "roar/tracer/roar.bpf.o"
+OBJECTS = ("roar/tracer/roar.bpf.o", "roar/tracer/roar-btf.bpf.o")   # roar/tracer/objects.py
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.slow]
 
@@ -37,9 +37,10 @@ def test_wheel_carries_the_object_and_names_its_architecture(wheel: Path) -> Non
     # the object is BPF built for x86_64 (bpf/Makefile ARCH, vmlinux.h): not a py3-none-any wheel
     assert wheel.name.endswith("-py3-none-linux_x86_64.whl"), wheel.name
     with zipfile.ZipFile(wheel) as zf:
-        carried = zf.read(OBJECT)
-    assert carried[:4] == b"\x7fELF"
-    assert len(carried) > 10_000
+        for name in OBJECTS:
+            carried = zf.read(name)
+            assert carried[:4] == b"\x7fELF", name
+            assert len(carried) > 10_000, name
 
 
 def _bare_path(bin_dir: Path) -> str:
@@ -67,8 +68,12 @@ def test_installed_wheel_traces_a_job_without_a_compiler(wheel: Path, tmp_path: 
                              capture_output=True, text=True, env=env, check=True, cwd=tmp_path).stdout
     assert located.startswith(str(venv)), located   # the wheel's roar, not the checkout's
 
+    which = "from roar.tracer.loader import object_path; print(object_path().name)"
+    loaded = subprocess.run([str(venv / "bin/python"), "-c", which], capture_output=True, text=True, env=env,
+                            check=True, cwd=tmp_path).stdout.strip()
+    assert f"roar/tracer/{loaded}" in OBJECTS, loaded   # the one this kernel loads
     with zipfile.ZipFile(wheel) as zf:
-        object_id = blake3.blake3(zf.read(OBJECT)).hexdigest()[:16]
+        object_id = blake3.blake3(zf.read(f"roar/tracer/{loaded}")).hexdigest()[:16]
     version = subprocess.run([roar, "--version"], capture_output=True, text=True, env=env)
     assert f"BPF object {object_id}," in version.stdout, version.stdout + version.stderr
 

@@ -27,7 +27,7 @@ def copy_source(root: Path, dest: Path) -> Path:
     would see in root."""
     names = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
                             "--exclude-standard"], capture_output=True, check=True).stdout.split(b"\0")
-    extra = [b"bpf/roar.bpf.o", b"roar/tracer/roar.bpf.o"]
+    extra = [f"{d}/{o}".encode() for d in ("bpf", "roar/tracer") for o in ("roar.bpf.o", "roar-btf.bpf.o")]
     for name in filter(None, names + extra):
         src = root / name.decode()
         if src.is_file() and not src.is_symlink():

@@ -1,0 +1,43 @@
+"""Both BPF objects pass the verifier on this kernel: the one for every kernel, and the one
+for 6.2+ that roar/tracer/objects.py picks where bpf_rdonly_cast exists. The trace tests
+run whichever is picked; tests/trace and tests/security were run with each."""
+
+from __future__ import annotations
+
+import pytest
+
+from roar.tracer import libbpf, objects
+
+pytestmark = pytest.mark.ebpf
+
+PROGRAMS = {"on_sys_exit", "on_fork", "on_exec", "on_exit", "on_getenv", "on_getenv_ret"}
+
+
+def load(path) -> set[str]:
+    """Open and load the object (CO-RE relocation and the verifier); its program names."""
+    lb = libbpf.lib()
+    obj = lb.open_file(str(path).encode(), None)
+    if not obj:
+        raise libbpf.fail(f"open {path}")
+    try:
+        rc = lb.load(obj)
+        if rc:
+            raise libbpf.fail(f"load {path}", rc)
+        names, prog = set(), None
+        while prog := lb.next_program(obj, prog):
+            names.add(lb.program_name(prog).decode())
+        return names
+    finally:
+        lb.close(obj)
+
+
+def test_the_object_for_every_kernel_loads() -> None:
+    assert load(objects.BASE_OBJECT) == PROGRAMS
+
+
+@pytest.mark.skipif(not objects.has_rdonly_cast(), reason="this kernel has no bpf_rdonly_cast")
+def test_the_btf_object_loads_and_is_picked_here() -> None:
+    if not objects.BTF_OBJECT.exists():
+        pytest.fail(f"{objects.BTF_OBJECT} not built (run scripts/setup)")
+    assert load(objects.BTF_OBJECT) == PROGRAMS
+    assert objects.pick() == objects.BTF_OBJECT
