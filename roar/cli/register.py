@@ -151,6 +151,9 @@ def show_remote(ref: str, as_json: bool) -> None:
         found.pop("dag", None)
         doc = {"kind": "artifact", "server": url, **found}
         emit_json(doc) if as_json else emit_text(_artifact_text(doc))
+    elif kind == "job":
+        doc = {"kind": "job", "server": url, **found}
+        emit_json(doc) if as_json else emit_text(_job_text(doc))
     else:
         doc = {"kind": "session", "server": url, **found}
         emit_json(doc) if as_json else emit_text(_session_text(doc))
@@ -180,6 +183,27 @@ def _artifact_text(doc: dict) -> str:
         lines.append("  other artifacts of that session:")
         lines += [_artifact_line(a) for a in doc["session_artifacts"]]
     for label in art.get("labels") or []:
+        meta = label.get("metadata") or {}
+        lines += [f"  label: {printable(str(k))}={printable(str(v))}" for k, v in sorted(meta.items())]
+    return "\n".join(lines)
+
+
+def _job_text(doc: dict) -> str:
+    scope = doc.get("scope") or {}
+    took = doc.get("durationSeconds")
+    lines = [f"job {doc['jobUid']}  (registered on {doc['server']}, {scope.get('visibility')})",
+             f"  {_step(doc):<5} {printable(doc.get('command') or '')}",
+             f"  exit: {doc.get('exitCode')}" + (f", {took:g} s" if isinstance(took, (int, float)) else ""),
+             f"  session: {doc['sessionHash']}"]
+    if doc.get("gitCommit"):
+        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {doc['gitCommit']}")
+    for role in ("inputs", "outputs"):
+        if doc.get(role):
+            lines.append(f"  {role}:")
+            lines += [f"    {printable(e.get('path') or '?')}  {e['hash'][:12]}" for e in doc[role]]
+    if doc.get("children"):
+        lines.append("  read by: " + ", ".join(doc["children"]))
+    for label in doc.get("labels") or []:
         meta = label.get("metadata") or {}
         lines += [f"  label: {printable(str(k))}={printable(str(v))}" for k, v in sorted(meta.items())]
     return "\n".join(lines)

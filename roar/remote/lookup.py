@@ -16,10 +16,12 @@ from roar.remote.http import Client, Conflict, NotFound
 
 HEX = re.compile(r"^[0-9a-f]{8,128}$")
 SESSION = re.compile(r"^[0-9a-f]{64}$")
+JOB_UID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")   # as the server takes them
 
 
 def looks_remote(ref: str) -> bool:
-    """A ref the server could know: an artifact hash or prefix, or a session hash."""
+    """A ref the server could know: an artifact hash or prefix, a session hash, or a job uid
+    (hex, as roar and roar-cli make them). `--remote` tries any job uid."""
     return bool(HEX.match(ref.lower().rpartition(":")[2]))
 
 
@@ -27,7 +29,7 @@ def _hex(ref: str) -> str:
     digits = ref.strip().lower().rpartition(":")[2]
     if not HEX.match(digits):
         raise UsageError(f"{ref!r} cannot name anything registered: give an artifact hash (8 to 128 hex "
-                         "digits, or a unique prefix) or a session hash (64)")
+                         "digits, or a unique prefix), a session hash (64) or a job uid")
     return digits
 
 
@@ -49,15 +51,46 @@ def session(client: Client, digest: str) -> dict:
                           "roar whoami)") from None
 
 
+def job(client: Client, uid: str) -> dict | None:
+    """A registered job by its uid (GET /jobs/{uid}, this server's addition), or None."""
+    try:
+        return client.get(f"/jobs/{uid}")
+    except NotFound:
+        return None
+
+
 def find(client: Client, ref: str) -> tuple[str, dict]:
-    """("artifact", its view with its lineage) or ("session", the DAG)."""
+    """("artifact", its view with its lineage), ("session", the DAG) or ("job", the job).
+    A hash is tried as an artifact, then as a session (64 digits) or a job uid; a uid
+    that is not hex only as a job."""
+    stripped = ref.strip()
+    if not HEX.match(stripped.lower().rpartition(":")[2]) and JOB_UID.match(stripped):
+        found = job(client, stripped)
+        if found is None:
+            raise RefNotFound(_no_job(client, stripped))
+        return "job", found
     digits = _hex(ref)
     art = _artifact(client, digits)
     if art is not None:
         return "artifact", _with_lineage(client, art)
     if SESSION.match(digits):
-        return "session", session(client, digits)
-    raise RefNotFound(f"no artifact {digits} is registered on {client.url}")
+        try:
+            return "session", session(client, digits)
+        except RefNotFound:
+            pass
+    found = job(client, stripped if JOB_UID.match(stripped) else digits)
+    if found is not None:
+        return "job", found
+    if SESSION.match(digits):
+        raise RefNotFound(f"no artifact, session or job {digits} is registered on {client.url} (or it is not "
+                          "visible to you: roar whoami)")
+    raise RefNotFound(f"no artifact or job {digits} is registered on {client.url} (or it is not visible to "
+                      "you: roar whoami)")
+
+
+def _no_job(client: Client, uid: str) -> str:
+    return (f"no job {uid} is registered on {client.url} (or it is not visible to you: roar whoami); a job's "
+            "uid there is not its local one: `roar show ARTIFACT --remote` names it")
 
 
 def _with_lineage(client: Client, art: dict) -> dict:
