@@ -65,6 +65,22 @@ class Server:
             raise BenchError(f"roar glaas serve did not start: {line}")
         self.url = found.group(1)
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+        self._wait_for(workers)
+
+    def _wait_for(self, workers: int, timeout: float = 60.0) -> None:
+        """Until each worker has answered /health (the line above comes before they start)."""
+        import httpx
+
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(seen) < workers and time.monotonic() < deadline:
+            try:
+                seen.add(httpx.get(self.url + "/api/v1/health", timeout=10).json().get("worker"))
+            except httpx.TransportError:
+                time.sleep(0.1)
+        if len(seen) < workers:
+            self.stop()
+            raise BenchError(f"only {len(seen)} of {workers} worker processes answered within {timeout:g} s")
 
     def rss_kb(self) -> int:
         """VmRSS of the server and its children (the workers, with --workers)."""
