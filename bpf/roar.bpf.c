@@ -534,8 +534,8 @@ static __always_inline void hold_for_pin(struct task_struct *t, struct seen_key 
 __noinline int fd_access(long fd, __u32 access)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct seen_key key = { .tgid = pid_tgid >> 32 };
+	/* plain loads: the helper call for pid and tgid was 4% of a traced dd's profile */
+	struct seen_key key = { .tgid = t->tgid };
 	struct file *f = fd_file(t, fd);
 	struct inode *ino;
 	__u32 *bits, fresh;
@@ -595,7 +595,7 @@ __noinline int fd_access(long fd, __u32 access)
 	struct scratch *s = scratch_get();
 	if (!s)
 		return 0;
-	header(s, ROAR_EV_FILE, key.tgid, (__u32)pid_tgid);
+	header(s, ROAR_EV_FILE, key.tgid, t->pid);
 	struct ev_file *e = (void *)s->buf;
 	e->access = fresh;
 	e->mode = mode;
