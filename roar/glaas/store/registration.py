@@ -106,6 +106,22 @@ def _stage(session: Session, row: RegistrationSession, kind: str, key: str, body
     return not existed
 
 
+def _stage_all(session: Session, row: RegistrationSession, kind: str, items: dict[str, dict]) -> None:
+    """Stage many items (key -> body) in one multi-row upsert, where no count of new ones is
+    wanted. Each key once: PostgreSQL refuses an upsert that meets the same row twice, and
+    the caller has kept the last copy of each (a later copy replaces an earlier one)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if not items:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    rows = [{"session_id": row.id, "kind": kind, "key": key, "body": json.dumps(body)}
+            for key, body in items.items()]
+    stmt = dialect.insert(Staged).values(rows)
+    session.execute(stmt.on_conflict_do_update(index_elements=["session_id", "kind", "key"],
+                                               set_={"body": stmt.excluded.body}))
+
+
 def stage_jobs(session: Session, row: RegistrationSession, who: Principal, jobs: list[dict]) -> dict:
     _open(row)
     uids = [j["job_uid"] for j in jobs]
@@ -152,8 +168,12 @@ def stage_edges(session: Session, row: RegistrationSession, job_uid: str, direct
     if session.scalar(select(Staged.id).where(Staged.session_id == row.id, Staged.kind == "job",
                                               Staged.key == job_uid)) is None:
         raise NotFound(f"job {job_uid} is not in this registration session: send it with jobs/batch first")
+    items: dict[str, dict] = {}   # in the order first sent, each with its last copy
     for e in edges:
-        _stage(session, row, direction, f"{job_uid}:{e['hash']}", {**e, "job_uid": job_uid})
+        items[f"{job_uid}:{e['hash']}"] = {**e, "job_uid": job_uid}
+    for start in range(0, len(items), 200):   # 5 parameters a row, under SQLite's limit
+        keys = list(items)[start:start + 200]
+        _stage_all(session, row, direction, {k: items[k] for k in keys})
     session.commit()
     return len(edges)
 
