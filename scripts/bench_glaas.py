@@ -206,6 +206,13 @@ def seed(db_url: str, dags: int = 100, jobs_per_dag: int = 500) -> list[str]:
                              "path": f"/w/{i}.out"})
             conn.execute(insert(JobIO), rows)
             hashes += arts
+    if engine.dialect.name == "postgresql":
+        # statistics of the tables just filled, as a deployment has them: otherwise autovacuum
+        # analyzes them during the first round, and the rounds before it run on guessed plans
+        from sqlalchemy import text
+
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
     engine.dispose()
     return hashes
 
