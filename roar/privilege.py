@@ -86,6 +86,33 @@ def drop(user: User) -> None:
     os.environ.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
 
 
+def keep_only_capabilities(mask: int) -> None:
+    """Keep the capabilities in mask (bits by number, e.g. 1 << 19 for CAP_SYS_PTRACE) as
+    effective and permitted, and none inheritable; the uids are left as they are. For roar's
+    own helper processes, which need root's uids (so the user cannot signal them) but little
+    or nothing of its power."""
+    import ctypes as ct
+
+    class Header(ct.Structure):
+        _fields_ = [("version", ct.c_uint32), ("pid", ct.c_int)]
+
+    class Data(ct.Structure):
+        _fields_ = [("effective", ct.c_uint32), ("permitted", ct.c_uint32), ("inheritable", ct.c_uint32)]
+
+    libc = ct.CDLL(None, use_errno=True)
+    libc.syscall.restype = ct.c_long
+    header = Header(0x20080522, 0)   # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    data = (Data * 2)()
+    for word in (0, 1):
+        data[word].effective = data[word].permitted = (mask >> (32 * word)) & 0xFFFFFFFF
+    if libc.syscall(SYS_CAPSET, ct.byref(header), data) != 0:
+        err = ct.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
+
+
+SYS_CAPSET = 126   # x86_64
+
+
 def child_ids() -> dict[str, int]:
     """subprocess.run arguments that give a child exactly the ids roar acts as. Inside
     as_user() the real uid is still root, and a program started then (git, whose config

@@ -9,7 +9,9 @@ and goes on; the kernel detaches the probes when that process closes the last de
 The process is a grandchild of roar (no zombie for roar to reap), in a session of its own (a
 Ctrl-Z or Ctrl-C at the terminal cannot stop it with the links held), and it keeps no other
 descriptor of roar's: a pipe roar's stdout is on sees its end when roar exits. Its real and
-saved uids are roar's (root), so the invoking user can neither signal nor trace it.
+saved uids are roar's (root), so the invoking user can neither signal nor trace it; it has
+no capability left and its cwd is /. It still shares roar's memory, copy on write, until it
+exits a grace period or two later.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from roar.privilege import keep_only_capabilities
+
 
 def close_in_background(fds: list[int], close_own: Callable[[], None]) -> bool:
     """Give the last descriptors of fds to a background process that closes them. close_own
     closes the caller's copies; the process waits for that, so that its close is the last
     one. False when no process could be made: nothing was closed, and the caller closes fds."""
-    read_end, write_end = os.pipe()
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return False
     try:
         pid = os.fork()
     except OSError:
@@ -54,6 +61,8 @@ def _child(fds: list[int], go: int) -> None:
     here: the fork copied one thread of a process that has several."""
     try:
         os.setsid()
+        os.chdir("/")                 # not the user's directory
+        keep_only_capabilities(0)     # root's uids, none of its power: it only closes
         keep = sorted(set(fds) | {go})
         _close_all_but(keep)
         if os.fork() == 0:

@@ -36,7 +36,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from roar.privilege import User
+from roar.privilege import User, keep_only_capabilities
 
 PTRACE_CONT = 7
 PTRACE_GETSIGINFO = 0x4202
@@ -47,7 +47,6 @@ PTRACE_EVENT_STOP = 128
 SI_KERNEL = 0x80            # si_code of a signal the kernel sent (bpf_send_signal_thread's)
 WALL = 0x40000000
 SYS_PIDFD_GETFD = 438
-SYS_CAPGET, SYS_CAPSET = 125, 126
 CAP_SYS_PTRACE = 19
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 JOB_CONTROL = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
@@ -406,27 +405,11 @@ def _take_fd(tgid: int, fd: int) -> int:
         os.close(pidfd)
 
 
-class _CapHeader(ct.Structure):
-    _fields_ = [("version", ct.c_uint32), ("pid", ct.c_int)]
-
-
-class _CapData(ct.Structure):
-    _fields_ = [("effective", ct.c_uint32), ("permitted", ct.c_uint32), ("inheritable", ct.c_uint32)]
-
-
 def _keep_only_ptrace(user: User) -> None:
     """Act as the user, with CAP_SYS_PTRACE as the one capability left; the real and saved uids
     stay root, so the user can neither signal nor trace this process."""
     os.setgroups(list(user.groups))
     os.setresgid(-1, user.gid, 0)
     os.setresuid(-1, user.uid, 0)
-    header = _CapHeader(0x20080522, 0)   # _LINUX_CAPABILITY_VERSION_3
-    data = (_CapData * 2)()
-    if _libc.syscall(SYS_CAPGET, ct.byref(header), data) != 0:
-        raise OSError(ct.get_errno(), "capget")
-    data[0].effective = data[0].permitted = 1 << CAP_SYS_PTRACE
-    data[0].inheritable = 0
-    data[1].effective = data[1].permitted = data[1].inheritable = 0
-    if _libc.syscall(SYS_CAPSET, ct.byref(header), data) != 0:
-        raise OSError(ct.get_errno(), "capset")
+    keep_only_capabilities(1 << CAP_SYS_PTRACE)
 

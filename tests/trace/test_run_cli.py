@@ -246,8 +246,11 @@ def test_nothing_stays_attached_after_the_job(tmp_path: Path) -> None:
                     uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:3]
                     kinds = {os.readlink(f"/proc/{pid}/fd/{fd}").split(":")[0]
                              for fd in os.listdir(f"/proc/{pid}/fd")}
+                    cwd = os.readlink(f"/proc/{pid}/cwd")
+                    caps = Path(f"/proc/{pid}/status").read_text().split("CapPrm:")[1].split()[0]
                 except (ProcessLookupError, FileNotFoundError):
                     continue     # done detaching meanwhile
+                assert (cwd, int(caps, 16)) == ("/", 0), "the detaching process keeps a cwd or capabilities"
                 assert sid != os.getsid(proc.pid), "the detaching process is in roar's session"
                 assert uids == ["0"] * 3, f"the detaching process has uids {uids}"
                 assert kinds <= {"anon_inode", "pipe"}, f"the detaching process holds {kinds}"
