@@ -186,14 +186,17 @@ static __always_inline bool is_tracked(__u32 tgid)
 }
 
 /* Whether the current thread's process is tracked. The answer is kept in the thread's
- * storage once it is yes, so a tracked thread's syscalls skip the hash lookup; an untracked
- * thread has no storage and pays a failed storage lookup before the hash. A process leaves
+ * storage once it is yes, so a tracked thread's syscalls skip the hash lookup. A thread
+ * that no BPF program keeps storage for (most of the machine) is seen to have none with a
+ * plain load, without the storage lookup, and pays the hash lookup alone. A process leaves
  * `tracked` at its exit (its threads and their storage go with it) or at a privileged exec,
  * where on_exec clears the exec'ing thread's flag (the exec killed the other threads). */
 static __always_inline bool tracked_task(struct task_struct *t)
 {
-	struct last_inodes *l = bpf_task_storage_get(&last, t, 0, 0);
+	struct last_inodes *l = NULL;
 
+	if (!bpf_core_field_exists(t->bpf_storage) || t->bpf_storage)
+		l = bpf_task_storage_get(&last, t, 0, 0);
 	if (l && l->tracked)
 		return true;
 	if (!is_tracked(t->tgid))
