@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from roar.cli.output import emit_json, emit_text, printable
+from roar.cli.printable import printable_data
 
 REF_HELP = "An artifact (hash, prefix or path), a job (@N or uid) or a session (session[:N])."
 JSON = typer.Option(False, "--json", help="Print JSON (fields in docs/register.md).")
@@ -149,14 +150,13 @@ def show_remote(ref: str, as_json: bool) -> None:
         url = remote.url
     if kind == "artifact":
         found.pop("dag", None)
-        doc = {"kind": "artifact", "server": url, **found}
-        emit_json(doc) if as_json else emit_text(_artifact_text(doc))
-    elif kind == "job":
-        doc = {"kind": "job", "server": url, **found}
-        emit_json(doc) if as_json else emit_text(_job_text(doc))
-    else:
-        doc = {"kind": "session", "server": url, **found}
-        emit_json(doc) if as_json else emit_text(_session_text(doc))
+    doc = {"kind": kind, "server": url, **found}
+    if as_json:
+        emit_json(doc)
+        return
+    # every field is the server's, and so whoever registered it: none reaches the terminal raw
+    text = {"artifact": _artifact_text, "job": _job_text}.get(kind, _session_text)
+    emit_text(text(printable_data(doc)))
 
 
 def _step(job: dict) -> str:
@@ -196,7 +196,7 @@ def _job_text(doc: dict) -> str:
              f"  exit: {doc.get('exitCode')}" + (f", {took:g} s" if isinstance(took, (int, float)) else ""),
              f"  session: {doc['sessionHash']}"]
     if doc.get("gitCommit"):
-        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {doc['gitCommit']}")
+        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {printable(doc['gitCommit'])}")
     for role in ("inputs", "outputs"):
         if doc.get(role):
             lines.append(f"  {role}:")
@@ -216,7 +216,7 @@ def _session_text(doc: dict) -> str:
     lines = [f"session {doc['sessionHash']}  (registered on {doc['server']}, {doc.get('createdAt')}, "
              f"{scope.get('visibility')})"]
     if doc.get("gitCommit"):
-        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {doc['gitCommit']}")
+        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {printable(doc['gitCommit'])}")
     lines += [f"  {_step(j):<5} {printable(j['command'])}  (job {j['jobUid']}, exit {j.get('exitCode')})"
               for j in lookup._ordered(doc["jobs"])]
     lines.append("  artifacts:")

@@ -75,3 +75,20 @@ def test_roar_show_a_job_uid_remote(server, make_token, tmp_path):
         assert shown.returncode == 3 and shown.stdout == ""
         assert shown.stderr.count("\n") == 1 and f"no artifact or job {uid} is registered" in shown.stderr
         assert "secret-input" not in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_roar_show_remote_escapes_what_the_registrant_wrote(server, make_token, tmp_path):
+    """Every field of a registered job is its registrant's: a newline or an escape sequence
+    in one must not fake a line or drive the viewer's terminal."""
+    mallory, victim = make_token("mallory"), make_token("victim")
+    jobs, edges, arts = lineage()
+    jobs[0]["git_commit"] = "deadbeef\n  label: reviewed=approved"
+    jobs[0]["command"] = "rm -rf /\x1b[2K\rharmless"
+    rid, _, auth = stage(server, jobs, edges, arts, token=mallory)
+    status, receipt = finalize(server, rid, auth, scope_request={"visibility": "public"})
+    assert status == 200, receipt
+    done = roar(tmp_path, "show", jobs[0]["job_uid"], "--remote", env=client_env(tmp_path, server.url, victim))
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    assert not any(line.lstrip().startswith("label: reviewed") for line in done.stdout.splitlines())
+    assert "deadbeef\\n  label: reviewed=approved" in done.stdout and "\\x1b[2K\\rharmless" in done.stdout
