@@ -29,8 +29,11 @@ MAX_RING_BYTES = 256 << 20
 
 
 def object_path() -> Path:
-    """The BPF object built at install time and shipped inside the package."""
-    return Path(__file__).with_name("roar.bpf.o")
+    """The BPF object built at install time and shipped inside the package: of its two, the
+    one for this kernel (roar/tracer/objects.py)."""
+    from roar.tracer.objects import pick
+
+    return pick()
 
 
 def object_id() -> str | None:

@@ -4,6 +4,10 @@ run whichever is picked; tests/trace and tests/security were run with each."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from roar.tracer import libbpf, objects
@@ -41,3 +45,16 @@ def test_the_btf_object_loads_and_is_picked_here() -> None:
         pytest.fail(f"{objects.BTF_OBJECT} not built (run scripts/setup)")
     assert load(objects.BTF_OBJECT) == PROGRAMS
     assert objects.pick() == objects.BTF_OBJECT
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_roar_run_loads_the_object_picked(tmp_path) -> None:
+    """What `roar run` opens is pick()'s choice, not a fixed name."""
+    trace = tmp_path / "openat"
+    done = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat", "-o", str(trace),
+                           sys.executable, "-m", "roar", "run", "-q", "--no-hold", "--", "true"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    opened = {line.split('"')[1] for line in trace.read_text().splitlines()
+              if '"' in line and line.split('"')[1].endswith(".bpf.o")}
+    assert opened == {str(objects.pick())}
