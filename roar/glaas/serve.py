@@ -8,6 +8,8 @@ restarts a worker that dies, and SIGTERM or SIGINT stops them all."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
 
@@ -39,12 +41,25 @@ class WorkerApp:
 
     def __init__(self, db_url: str, session_ttl: float | None) -> None:
         self.db_url, self.session_ttl = db_url, session_ttl
+        self.supervisor = os.getpid()    # made in the supervisor, called in a worker
 
     def __call__(self):
+        _end_with(self.supervisor)
         from roar.glaas.app import create_app
         from roar.glaas.db import open_engine
 
         return create_app(open_engine(self.db_url, migrate_schema=False), session_ttl=self.session_ttl)
+
+
+def _end_with(supervisor: int) -> None:
+    """A worker ends when its supervisor does, even by SIGKILL: left behind it would go on
+    answering on the port, and a new server could not bind it."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:    # it died before the request took hold
+        os._exit(0)
 
 
 def serve(db_url: str | None, host: str, port: int, log_level: str = "warning",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,3 +82,26 @@ def test_two_workers_share_the_socket_and_the_database_and_stop_together(db_url)
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [p for p in workers if _alive(p)] == []
+
+
+def test_workers_end_when_the_server_is_killed(db_url):
+    """SIGKILL gives the supervisor no chance to stop its workers: they must end by
+    themselves, or they answer on the port for ever and no new server can bind it."""
+    srv = Server(db_url, "--workers", "2")
+    workers: set[int] = set()
+    try:
+        workers = set(_one_connection_per_worker(srv))
+        assert len(workers) == 2
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p for p in workers if _alive(p)] == [], "workers outlived their server"
+    finally:
+        for pid in workers:     # survivors hold the server's output open: end them first
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        srv.stop()
