@@ -57,23 +57,28 @@ def _exit_code(pid: int) -> int:
 
 
 def _child(fds: list[int], go: int) -> None:
-    """The intermediate child: a new session, the grandchild, and out. Only system calls
-    here: the fork copied one thread of a process that has several."""
+    """The intermediate child: a new session, the grandchild, and out at once, since roar
+    waits for it. The grandchild sheds the rest before it waits for roar's signal."""
     try:
         os.setsid()
-        os.chdir("/")                 # not the user's directory
-        keep_only_capabilities(0)     # root's uids, none of its power: it only closes
-        keep = sorted(set(fds) | {go})
-        _close_all_but(keep)
         if os.fork() == 0:
-            while os.read(go, 1):   # until roar closed its end (EOF), with its copies before it
-                pass
-            for fd in keep:
-                os.close(fd)        # the last descriptors: this is where the kernel waits
-            os._exit(0)
+            _grandchild(sorted(set(fds) | {go}), go)
         os._exit(0)
     except BaseException:
         os._exit(1)
+
+
+def _grandchild(keep: list[int], go: int) -> None:
+    try:
+        os.chdir("/")                 # not the user's directory
+        keep_only_capabilities(0)     # root's uids, none of its power: it only closes
+        _close_all_but(keep)
+        while os.read(go, 1):         # until roar closed its end (EOF), with its copies before it
+            pass
+        for fd in keep:
+            os.close(fd)              # the last descriptors: this is where the kernel waits
+    finally:
+        os._exit(0)
 
 
 def _close_all_but(keep: list[int]) -> None:
