@@ -154,7 +154,8 @@ def show_remote(ref: str, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    # every field is the server's, and so whoever registered it: none reaches the terminal raw
+    # every field is the server's, and so whoever registered it: none reaches the terminal raw.
+    # The text functions below are given only this escaped copy, and escape nothing themselves
     text = {"artifact": _artifact_text, "job": _job_text}.get(kind, _session_text)
     emit_text(text(printable_data(doc)))
 
@@ -173,7 +174,7 @@ def _artifact_text(doc: dict) -> str:
     lines += [f"  {h['algorithm']}: {h['digest']}" for h in art.get("hashes") or []]
     produced = doc.get("produced_by")
     if produced:
-        lines.append(f"  made by: {_step(produced)} {printable(produced['command'])}  "
+        lines.append(f"  made by: {_step(produced)} {produced['command']}  "
                      f"(job {produced['jobUid']})")
     if doc.get("session"):
         lines.append(f"  session: {doc['session']}")
@@ -184,7 +185,7 @@ def _artifact_text(doc: dict) -> str:
         lines += [_artifact_line(a) for a in doc["session_artifacts"]]
     for label in art.get("labels") or []:
         meta = label.get("metadata") or {}
-        lines += [f"  label: {printable(str(k))}={printable(str(v))}" for k, v in sorted(meta.items())]
+        lines += [f"  label: {k}={v}" for k, v in sorted(meta.items())]
     return "\n".join(lines)
 
 
@@ -192,20 +193,20 @@ def _job_text(doc: dict) -> str:
     scope = doc.get("scope") or {}
     took = doc.get("durationSeconds")
     lines = [f"job {doc['jobUid']}  (registered on {doc['server']}, {scope.get('visibility')})",
-             f"  {_step(doc):<5} {printable(doc.get('command') or '')}",
+             f"  {_step(doc):<5} {doc.get('command') or ''}",
              f"  exit: {doc.get('exitCode')}" + (f", {took:g} s" if isinstance(took, (int, float)) else ""),
              f"  session: {doc['sessionHash']}"]
     if doc.get("gitCommit"):
-        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {printable(doc['gitCommit'])}")
+        lines.append(f"  git: {doc.get('gitRepo') or '(no remote)'} {doc['gitCommit']}")
     for role in ("inputs", "outputs"):
         if doc.get(role):
             lines.append(f"  {role}:")
-            lines += [f"    {printable(e.get('path') or '?')}  {e['hash'][:12]}" for e in doc[role]]
+            lines += [f"    {e.get('path') or '?'}  {e['hash'][:12]}" for e in doc[role]]
     if doc.get("children"):
         lines.append("  read by: " + ", ".join(doc["children"]))
     for label in doc.get("labels") or []:
         meta = label.get("metadata") or {}
-        lines += [f"  label: {printable(str(k))}={printable(str(v))}" for k, v in sorted(meta.items())]
+        lines += [f"  label: {k}={v}" for k, v in sorted(meta.items())]
     return "\n".join(lines)
 
 
@@ -216,8 +217,8 @@ def _session_text(doc: dict) -> str:
     lines = [f"session {doc['sessionHash']}  (registered on {doc['server']}, {doc.get('createdAt')}, "
              f"{scope.get('visibility')})"]
     if doc.get("gitCommit"):
-        lines.append(f"  git: {printable(doc.get('gitRepo') or '(no remote)')} {printable(doc['gitCommit'])}")
-    lines += [f"  {_step(j):<5} {printable(j['command'])}  (job {j['jobUid']}, exit {j.get('exitCode')})"
+        lines.append(f"  git: {doc.get('gitRepo') or '(no remote)'} {doc['gitCommit']}")
+    lines += [f"  {_step(j):<5} {j['command']}  (job {j['jobUid']}, exit {j.get('exitCode')})"
               for j in lookup._ordered(doc["jobs"])]
     lines.append("  artifacts:")
     lines += [_artifact_line(a) for a in lookup.artifacts_of(doc)]
@@ -225,7 +226,7 @@ def _session_text(doc: dict) -> str:
 
 
 def _artifact_line(art: dict) -> str:
-    return f"    {printable(', '.join(art['paths']) or '?')}  {art['hash'][:12]}"
+    return f"    {', '.join(art['paths']) or '?'}  {art['hash'][:12]}"
 
 
 def dag_remote(ref: str, fmt: str, output: str | None) -> None:
