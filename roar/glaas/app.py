@@ -85,11 +85,12 @@ def _one_line(exc: RequestValidationError) -> str:
 
 def create_app(engine, max_body: int = MAX_BODY, session_ttl: float | None = None) -> FastAPI:
     from roar.glaas.api import artifacts, auth, health, jobs, labels, legacy, registration, sessions
-    from roar.glaas.db import sessionmaker_for
+    from roar.glaas.db import read_sessionmaker_for, sessionmaker_for
 
     app = FastAPI(title="GLaaS (roar)", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None)   # FastAPI's docs pages load Swagger from a CDN
     app.state.sessions = sessionmaker_for(engine)
+    app.state.read_sessions = read_sessionmaker_for(engine)   # GET and HEAD: they only read
     app.state.session_ttl = session_ttl   # seconds a registration session stays open (None: 24 h)
     for module in (health, auth, registration, legacy, artifacts, jobs, sessions, labels):
         app.include_router(module.router, prefix=PREFIX)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import timezone
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from roar.glaas.models import Artifact, ArtifactHash, Dag, DagArtifact, Job, JobIO, Label, Project, User
@@ -40,8 +40,8 @@ def _json(text: str | None):
 
 # Lookups are Core statements built once, over the tables, with the caller as parameters
 # (scope.visible_params): no statement is rebuilt per request and no ORM object is loaded,
-# which is most of what a lookup cost in Python. Lineage is two set-based queries a level
-# (the producers of a level's inputs, then the edges of those producers), not queries per node.
+# which is most of what a lookup cost in Python. Lineage is one set-based query a level (the
+# first producers of a level's inputs, with their edges: _LEVEL), not queries per node.
 _A, _H, _D, _DA = Artifact.__table__, ArtifactHash.__table__, Dag.__table__, DagArtifact.__table__
 _J, _IO, _L = Job.__table__, JobIO.__table__, Label.__table__
 _U, _P = User.__table__, Project.__table__
@@ -65,13 +65,27 @@ _LABEL = (select(_L.c.version, _L.c.body)
           .where(_L.c.dag_id.in_(bindparam("dags", expanding=True)), _L.c.entity_key == bindparam("key"))
           .order_by(_L.c.version.desc()).limit(1))
 
-# the visible jobs that wrote each of a set of artifacts, the first (by DAG, then step) first
-_PRODUCERS = (select(_IO.c.artifact_id, _J.c.id, _J.c.job_uid, _J.c.command, _J.c.step_number, _J.c.job_type,
-                     _D.c.hash)
-              .select_from(_IO.join(_J, _J.c.id == _IO.c.job_id).join(_D, _D.c.id == _J.c.dag_id))
-              .where(_IO.c.artifact_id.in_(bindparam("artifacts", expanding=True)), _IO.c.direction == "out",
-                     visible_params())
-              .order_by(_D.c.created_at, _J.c.step_number, _J.c.id))
+# A level of lineage in one query: for each of a set of artifacts, the first visible job that
+# wrote it (by its DAG's time, then the step: a window function, which SQLite has since 3.25),
+# with all of that job's edges, in the order they were written. It was two queries a level
+# (the producers, then their edges), each a round trip to PostgreSQL.
+_RANKED = (select(_IO.c.artifact_id.label("made"), _J.c.id, _J.c.job_uid, _J.c.command, _J.c.step_number,
+                  _J.c.job_type, _D.c.hash,
+                  func.row_number().over(partition_by=_IO.c.artifact_id,
+                                         order_by=(_D.c.created_at, _J.c.step_number, _J.c.id)).label("rank"))
+           .select_from(_IO.join(_J, _J.c.id == _IO.c.job_id).join(_D, _D.c.id == _J.c.dag_id))
+           .where(_IO.c.artifact_id.in_(bindparam("artifacts", expanding=True)), _IO.c.direction == "out",
+                  visible_params())
+           .subquery("ranked"))
+_EDGE = _IO.alias("edge")
+_LEVEL = (select(_RANKED.c.made, _RANKED.c.id, _RANKED.c.job_uid, _RANKED.c.command, _RANKED.c.step_number,
+                 _RANKED.c.job_type, _RANKED.c.hash, _EDGE.c.id.label("edge_id"),
+                 _EDGE.c.direction.label("edge_direction"), _EDGE.c.artifact_id.label("edge_artifact"),
+                 _A.c.hash.label("edge_hash"), _EDGE.c.path.label("edge_path"))
+          .select_from(_RANKED.join(_EDGE, _EDGE.c.job_id == _RANKED.c.id)
+                       .join(_A, _A.c.id == _EDGE.c.artifact_id))
+          .where(_RANKED.c.rank == literal_column("1"))
+          .order_by(_EDGE.c.id))
 
 # the edges of a set of jobs, in the order they were written
 _EDGES = (select(_IO.c.job_id, _IO.c.direction, _IO.c.artifact_id, _A.c.hash, _IO.c.path)
@@ -144,14 +158,41 @@ def artifact_view(session: Session, who: Principal, artifact: Found) -> dict:
     return out
 
 
-def _producers(session: Session, who: Principal, artifact_ids) -> dict[int, object]:
-    """artifact id -> the first visible job that wrote it (a row of _PRODUCERS)."""
+@dataclass(frozen=True)
+class _Producer:
+    id: int
+    job_uid: str
+    command: str
+    step_number: int | None
+    job_type: str | None
+    hash: str                        # its DAG's
+
+
+@dataclass(frozen=True)
+class _Edge:
+    artifact_id: int
+    hash: str
+    path: str | None
+
+
+def _level(session: Session, who: Principal, artifact_ids) -> tuple[dict[int, _Producer],
+                                                                    dict[tuple[int, str], list[_Edge]]]:
+    """(artifact id -> the first visible job that wrote it, (job id, direction) -> that job's
+    edges in the order written), for a set of artifacts: one query (_LEVEL)."""
+    made: dict[int, _Producer] = {}
+    edges: dict[tuple[int, str], list[_Edge]] = {}
     if not artifact_ids:
-        return {}
-    first: dict[int, object] = {}
-    for row in _run(session, _PRODUCERS, artifacts=sorted(set(artifact_ids)), **scope_params(who)):
-        first.setdefault(row.artifact_id, row)
-    return first
+        return made, edges
+    seen: set[int] = set()   # a job that first wrote several of them comes once per artifact
+    for row in _run(session, _LEVEL, artifacts=sorted(set(artifact_ids)), **scope_params(who)):
+        if row.made not in made:
+            made[row.made] = _Producer(row.id, row.job_uid, row.command, row.step_number, row.job_type,
+                                       row.hash)
+        if row.edge_id not in seen:
+            seen.add(row.edge_id)
+            edges.setdefault((row.id, row.edge_direction), []).append(
+                _Edge(row.edge_artifact, row.edge_hash, row.edge_path))
+    return made, edges
 
 
 def _producer(session: Session, who: Principal, artifact_id: int) -> tuple[Job, Dag] | None:
@@ -183,17 +224,18 @@ def lineage(session: Session, who: Principal, artifact: Found, depth: int = 1) -
         raise Invalid(f"depth must be 1 to {MAX_DEPTH}")
     out = {"artifact": artifact_view(session, who, artifact), "depth": depth, "producedBy": None,
            "inputs": [], "upstream": []}
-    job = _producers(session, who, [artifact.id]).get(artifact.id)
+    made, edges = _level(session, who, [artifact.id])
+    job = made.get(artifact.id)
     if job is None:
         return out
     out["producedBy"] = {"jobUid": job.job_uid, "command": job.command, "sessionHash": job.hash,
                          "stepNumber": job.step_number, "jobType": job.job_type}
-    inputs = _edges_of(session, [job.id]).get((job.id, "in"), [])
+    inputs = edges.get((job.id, "in"), [])
     out["inputs"] = _edge_views(inputs)
-    # one level at a time: the producers of the level's inputs, then those producers' edges
+    # one level at a time: the first producers of the level's inputs, with their edges
     frontier, seen = [(job, inputs)], {job.id}
     for _ in range(depth - 1):
-        made = _producers(session, who, [e.artifact_id for _, ins in frontier for e in ins])
+        made, edges = _level(session, who, [e.artifact_id for _, ins in frontier for e in ins])
         new = []
         for _, ins in frontier:
             for e in ins:
@@ -201,7 +243,6 @@ def lineage(session: Session, who: Principal, artifact: Found, depth: int = 1) -
                 if up is not None and up.id not in seen:
                     seen.add(up.id)
                     new.append(up)
-        edges = _edges_of(session, [up.id for up in new])
         for up in new:
             out["upstream"].append({"jobUid": up.job_uid, "command": up.command, "sessionHash": up.hash,
                                     "inputs": _edge_views(edges.get((up.id, "in"))),
