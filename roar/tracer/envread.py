@@ -10,7 +10,9 @@ bundled runtime), a static binary and Go programs are not observed
 
 from __future__ import annotations
 
+import functools
 import os
+import struct
 
 # x86_64 only, as the rest of the tracer; 32-bit libcs pass arguments on the stack, which the
 # probe does not read
@@ -57,6 +59,60 @@ def libc_paths() -> list[str]:
         if (st.st_dev, st.st_ino) not in found and _is_libc64(real):
             found[(st.st_dev, st.st_ino)] = real
     return list(found.values())
+
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_SYM = struct.Struct("<IBBHQQ")
+SHT_DYNSYM, STT_FUNC = 11, 2
+
+
+def function_offset(path: str, name: str) -> int | None:
+    """The file offset of the function `name` in the ELF64 file at path, from its dynamic
+    symbol table, as a uprobe wants it: the symbol's address less its section's address plus
+    the section's file offset (what libbpf computes for a func_name). None when the file has
+    no such function. A few ms for a libc: cheaper than libbpf's own lookup, which opens the
+    file with libelf at every attach, and done while the BPF object is still loading."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        ehdr = os.pread(fd, _EHDR.size, 0)
+        if len(ehdr) < _EHDR.size or ehdr[:6] != b"\x7fELF\x02\x01":   # ELF64, little-endian
+            return None
+        fields = _EHDR.unpack(ehdr)
+        shoff, shentsize, shnum = fields[6], fields[11], fields[12]
+        if shentsize != _SHDR.size or not 0 < shnum < 4096:
+            return None
+        table = os.pread(fd, shentsize * shnum, shoff)
+        sections = [_SHDR.unpack_from(table, i * shentsize) for i in range(len(table) // shentsize)]
+        for sh in sections:
+            if sh[1] != SHT_DYNSYM or sh[6] >= len(sections) or sh[9] != _SYM.size:
+                continue
+            strtab = sections[sh[6]]
+            strings = os.pread(fd, strtab[5], strtab[4])
+            want = name.encode() + b"\0"    # names share tails: "getenv" may be secure_getenv's
+            if want not in strings:
+                return None
+            symbols = os.pread(fd, sh[5], sh[4])
+            for st_name, info, _other, shndx, value, _size in _SYM.iter_unpack(symbols):
+                if (strings.startswith(want, st_name) and info & 0xF == STT_FUNC and value
+                        and 0 < shndx < len(sections)):
+                    section = sections[shndx]
+                    return value - section[3] + section[4]   # sh_addr, sh_offset
+        return None
+    except (OSError, struct.error):
+        return None
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def getenv_targets() -> tuple[tuple[str, int | None], ...]:
+    """(libc path, getenv's offset in it or None) for each libc the probes attach to; cached,
+    so roar can resolve them while it waits for the BPF object and attach at once later."""
+    return tuple((path, function_offset(path, GETENV)) for path in libc_paths())
 
 
 # Python reads its environment through os.environ, never through getenv: a start-up hook

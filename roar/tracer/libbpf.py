@@ -21,13 +21,6 @@ _PRINT_CALLBACK = ct.CFUNCTYPE(_int, _int, _cp, _vp)
 MIN_VERSION = (1, 0)
 
 
-class UprobeOpts(ct.Structure):
-    """struct bpf_uprobe_opts of libbpf 1.1 (its `sz` lets newer libbpfs read it)."""
-
-    _fields_ = [("sz", _size), ("ref_ctr_offset", _size), ("bpf_cookie", ct.c_uint64),
-                ("retprobe", ct.c_bool), ("func_name", _cp)]
-
-
 class _Lib:
     """The loaded library with typed functions, bound once per process."""
 
@@ -67,8 +60,12 @@ class _Lib:
         self.program_name = f("bpf_program__name", _cp, _vp)
         self.attach = f("bpf_program__attach", _vp, _vp)
         self.section_name = f("bpf_program__section_name", _cp, _vp)
-        self.attach_uprobe_opts = f("bpf_program__attach_uprobe_opts", _vp, _vp, _int, _cp, _size,
-                                    ct.POINTER(UprobeOpts))
+        self.program_fd = f("bpf_program__fd", _int, _vp)
+        self.next_map = f("bpf_object__next_map", _vp, _vp, _vp)
+        self.map_name = f("bpf_map__name", _cp, _vp)
+        # on descriptors, for an object loaded here or received from the spare
+        self.raw_tracepoint_open = f("bpf_raw_tracepoint_open", _int, _cp, _int)
+        self.link_create = f("bpf_link_create", _int, _int, _int, _int, _vp)
         self.link_destroy = f("bpf_link__destroy", _int, _vp)
         self.link_fd = f("bpf_link__fd", _int, _vp)
         self.map_fd = f("bpf_map__fd", _int, _vp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import errno
+import fcntl
 import os
 import select
 import threading
@@ -26,6 +27,8 @@ DEFAULT_RING_BYTES = 16 << 20
 # libbpf maps the ring's data twice, so it costs twice its size in resident memory; the
 # kernel's own limit is below 4G (max_entries is 32 bits)
 MAX_RING_BYTES = 256 << 20
+BPF_PERF_EVENT = 41              # enum bpf_attach_type: a program on a perf event (a uprobe)
+PERF_EVENT_IOC_ENABLE = 0x2400   # _IO('$', 0)
 
 
 def object_path() -> Path:
@@ -80,9 +83,53 @@ def preflight() -> None:
     libbpf.lib()
 
 
-def load_object(ring_bytes: int = DEFAULT_RING_BYTES, verbose: bool = False) -> int:
+class Loaded:
+    """A loaded BPF object as descriptors: its programs (name, section, fd) and its maps
+    (name -> fd). Either libbpf loaded it in this process (`obj`, which owns the
+    descriptors until close()) or roar's spare did (roar.tracer.spare), and this process
+    received the descriptors and owns them."""
+
+    def __init__(self, programs: list[tuple[str, str, int]], maps: dict[str, int],
+                 obj: int | None = None, ring_bytes: int = DEFAULT_RING_BYTES,
+                 source: str = "loaded") -> None:
+        self.programs = programs
+        self.maps = maps
+        self.obj = obj
+        self.ring_bytes = ring_bytes
+        self.source = source        # "loaded" here, or "spare"
+
+    @classmethod
+    def from_libbpf(cls, obj: int, ring_bytes: int) -> "Loaded":
+        lb = libbpf.lib()
+        programs, maps = [], {}
+        prog = None
+        while prog := lb.next_program(obj, prog):
+            programs.append((lb.program_name(prog).decode(), lb.section_name(prog).decode(),
+                             lb.program_fd(prog)))
+        m = None
+        while m := lb.next_map(obj, m):
+            maps[lb.map_name(m).decode()] = lb.map_fd(m)
+        return cls(programs, maps, obj, ring_bytes)
+
+    def map_fd(self, name: str) -> int:
+        fd = self.maps.get(name)
+        if fd is None:
+            raise TracerError(f"the BPF object has no map {name}: reinstall roar")
+        return fd
+
+    def close(self) -> None:
+        obj, self.obj = self.obj, None
+        if obj:
+            libbpf.lib().close(obj)
+        elif self.programs or self.maps:
+            for fd in [fd for *_, fd in self.programs] + list(self.maps.values()):
+                os.close(fd)
+        self.programs, self.maps = [], {}
+
+
+def load_object(ring_bytes: int = DEFAULT_RING_BYTES, verbose: bool = False) -> Loaded:
     """Open roar's BPF object, size it, and load it into the kernel (verifier
-    included): a bpf_object pointer, not yet attached."""
+    included); not yet attached."""
     lb = libbpf.lib()
     libbpf.route_log(_print_libbpf if verbose else None)
     obj = lb.open_file(str(object_path()).encode(), None)
@@ -115,7 +162,7 @@ def load_object(ring_bytes: int = DEFAULT_RING_BYTES, verbose: bool = False) -> 
             f"the kernel refused to load roar's BPF programs ({os.strerror(code)}): "
             "`roar run -v` shows the verifier's log; roar needs Linux 5.17+ with BTF"
         )
-    return obj
+    return Loaded.from_libbpf(obj, ring_bytes)
 
 
 def _find_map(obj: int, name: str) -> int:
@@ -129,13 +176,15 @@ class Tracer:
     """One loaded and attached BPF object, its ring buffer and its counters."""
 
     def __init__(self, on_event: Callable[[bytes], None], ring_bytes: int = DEFAULT_RING_BYTES,
-                 verbose: bool = False, loaded: int | None = None) -> None:
-        """`loaded`: an object load_object() already made with these settings.
-        The caller has run preflight()."""
+                 verbose: bool = False, loaded: Loaded | None = None) -> None:
+        """`loaded`: an object load_object() (or the spare) already made with these settings;
+        the Tracer owns it from here on. The caller has run preflight()."""
         self._lib = libbpf.lib()
-        self._obj: int | None = None
-        self._links: list[int] = []
-        self._uprobe_links: list[int] = []   # slow to detach: each waits for a kernel grace period
+        self._obj: Loaded | None = None
+        self._links: list[int] = []          # link descriptors: closing the last one detaches
+        # the getenv uprobes: (link, perf event) descriptor pairs, slow to detach (each waits
+        # for a kernel grace period)
+        self._uprobe_links: list[tuple[int, int]] = []
         self._closing: list[threading.Thread] = []
         self._ring: int | None = None
         self._callback_error: BaseException | None = None
@@ -151,59 +200,84 @@ class Tracer:
             self.close()
             raise
 
-    def _map(self, name: str) -> int:
-        return _find_map(self._obj, name)
+    @property
+    def source(self) -> str:
+        """Where the object came from: "loaded" by this process, or the "spare"."""
+        return self._obj.source if self._obj else "loaded"
 
     def _attach(self) -> None:
-        lb = self._lib
-        prog = None
         uprobes = []
-        while True:
-            prog = lb.next_program(self._obj, prog)
-            if not prog:
-                break
-            if lb.section_name(prog).startswith((b"uprobe", b"uretprobe")):
-                uprobes.append(prog)    # attached to files, below
+        for name, section, fd in self._obj.programs:
+            if section.startswith(("uprobe", "uretprobe")):
+                uprobes.append((fd, section.startswith("uretprobe")))    # attached to files, below
                 continue
-            link = lb.attach(prog)
-            if not link:
-                name = lb.program_name(prog).decode()
-                err = ct.get_errno()
+            link = self._lib.raw_tracepoint_open(None, fd)   # tp_btf: the kernel knows where
+            if link < 0:
+                err = ct.get_errno() or abs(link)
                 cls = NoPrivilege if err in (errno.EPERM, errno.EACCES) else KernelUnsupported
                 raise cls(f"failed to attach {name}: {os.strerror(err)}; roar needs tp_btf "
                           "tracepoints (Linux 5.5+)")
             self._links.append(link)
         self._attach_getenv(uprobes)
 
-    def _attach_getenv(self, progs: list[int]) -> None:
+    def _attach_getenv(self, progs: list[tuple[int, bool]]) -> None:
         """The getenv uprobes, on every libc found. Optional: a kernel without uprobes,
         or no libc found, leaves the variables read unobserved (env_read_note says why)
         and the job traced as before."""
-        from roar.tracer.envread import GETENV, libc_paths
+        from roar.tracer import uprobes
+        from roar.tracer.envread import getenv_targets
 
-        libcs = libc_paths()
+        libcs = getenv_targets()
         if not progs or not libcs:
             self.env_read_note = "no 64-bit libc found to attach getenv probes to"
+            uprobes.close_unused()
             return
         failures = []
-        for path in libcs:
-            links = []
-            for prog in progs:
-                opts = libbpf.UprobeOpts(sz=ct.sizeof(libbpf.UprobeOpts), func_name=GETENV.encode(),
-                                         retprobe=_is_return_probe(self._lib, prog))
-                link = self._lib.attach_uprobe_opts(prog, -1, path.encode(), 0, ct.byref(opts))
-                if not link:
-                    failures.append(f"{path}: {os.strerror(ct.get_errno() or errno.EINVAL)}")
-                    break
-                links.append(link)
-            else:
-                self._uprobe_links += links
-                self.env_read_libcs.append(path)
-                continue
-            for link in links:     # both probes or neither: an entry without its return is useless
-                self._lib.link_destroy(link)
+        try:
+            for path, offset in libcs:
+                links = []
+                for prog_fd, retprobe in progs:
+                    link = self._attach_uprobe(prog_fd, path, offset, retprobe)
+                    if isinstance(link, str):
+                        failures.append(f"{path}: {link}")
+                        break
+                    links.append(link)
+                else:
+                    self._uprobe_links += links
+                    self.env_read_libcs.append(path)
+                    continue
+                for pair in links:    # both probes or neither: an entry without its return is useless
+                    _close_pair(pair)
+        finally:
+            uprobes.close_unused()
         if failures:
             self.env_read_note = "getenv probes could not be attached to " + "; ".join(failures)
+
+    def _attach_uprobe(self, prog_fd: int, path: str, offset: int | None,
+                       retprobe: bool) -> tuple[int, int] | str:
+        """The program on getenv in path, on the perf event opened ahead (roar.tracer.uprobes)
+        or a new one: (link, perf event) descriptors, or why not."""
+        from roar.tracer import uprobes
+
+        if offset is None:
+            return "no getenv in its dynamic symbol table"
+        pfd = uprobes.take(path, retprobe)
+        if pfd is None:
+            try:
+                pfd = uprobes.open_probe(path, offset, retprobe)
+            except OSError as exc:
+                return os.strerror(exc.errno or errno.EINVAL)
+        link = self._lib.link_create(prog_fd, pfd, BPF_PERF_EVENT, None)
+        if link < 0:
+            err = ct.get_errno() or abs(link)
+            os.close(pfd)
+            return os.strerror(err)
+        try:
+            fcntl.ioctl(pfd, PERF_EVENT_IOC_ENABLE, 0)
+        except OSError as exc:
+            _close_pair((link, pfd))
+            return os.strerror(exc.errno or errno.EINVAL)
+        return link, pfd
 
     def _start_ring(self, on_event: Callable[[bytes], None]) -> None:
         def _cb(_ctx: int, data: int, size: int) -> int:
@@ -216,7 +290,7 @@ class Tracer:
             return 0
 
         self._cb = libbpf.RING_CALLBACK(_cb)
-        ring = self._lib.ring_new(self._lib.map_fd(self._map("events")), self._cb, None, None)
+        ring = self._lib.ring_new(self.map_fd("events"), self._cb, None, None)
         if not ring:
             raise libbpf.fail("create the ring buffer reader")
         self._ring = ring
@@ -231,7 +305,7 @@ class Tracer:
         return self._lib
 
     def map_fd(self, name: str) -> int:
-        return self._lib.map_fd(self._map(name))
+        return self._obj.map_fd(name)
 
     def set_pinner(self, pid: int) -> None:
         """Hold the threads pid traces at their first read of each user file (0: hold none)."""
@@ -242,7 +316,7 @@ class Tracer:
     def track(self, pid: int) -> None:
         """Put pid in the tracked set; its descendants join on fork."""
         key, one = ct.c_uint32(pid), ct.c_uint8(1)
-        fd = self._lib.map_fd(self._map("tracked"))
+        fd = self.map_fd("tracked")
         if self._lib.map_update(fd, ct.byref(key), ct.byref(one), 0):
             raise libbpf.fail("track the command's process")
 
@@ -254,7 +328,7 @@ class Tracer:
         poller = self._poller
         if poller is None:
             poller = self._poller = select.poll()
-            poller.register(self._lib.map_fd(self._map("events")), select.POLLIN)
+            poller.register(self.map_fd("events"), select.POLLIN)
         poller.register(fd, select.POLLIN)
         try:
             ready = {f for f, _ in poller.poll(timeout_ms)}
@@ -276,7 +350,7 @@ class Tracer:
     def counters(self) -> list[int]:
         """Kernel counters (events.h roar_stat), summed over CPUs."""
         ncpu = self._lib.num_possible_cpus()
-        fd = self._lib.map_fd(self._map("stats"))
+        fd = self.map_fd("stats")
         totals = []
         for i in range(STAT_COUNT):
             key, values = ct.c_uint32(i), (ct.c_uint64 * ncpu)()
@@ -296,18 +370,18 @@ class Tracer:
             lb.ring_free(self._ring)
             self._ring = None
         for link in self._links:
-            lb.link_destroy(link)
+            os.close(link)
         self._links = []
         obj, self._obj = self._obj, None
         uprobes, self._uprobe_links = self._uprobe_links, []
-        if uprobes and not wait and _close_in_background(lb, uprobes):
+        if uprobes and not wait and _close_in_background(uprobes):
             uprobes = []
-        self._closing = [threading.Thread(target=lb.link_destroy, args=(link,), name="roar-detach")
-                         for link in uprobes]
+        self._closing = [threading.Thread(target=_close_pair, args=(pair,), name="roar-detach")
+                         for pair in uprobes]
         for thread in self._closing:
             thread.start()
         if obj:
-            lb.close(obj)    # a link holds its program itself: the object may go first
+            obj.close()    # a link holds its program itself: the object may go first
         if wait:
             self.join()
 
@@ -324,18 +398,20 @@ class Tracer:
         self.close()
 
 
-def _close_in_background(lb, links: list[int]) -> bool:
+def _close_pair(pair: tuple[int, int]) -> None:
+    """Close a uprobe's link and its perf event: the last of them detaches it."""
+    for fd in pair:
+        os.close(fd)
+
+
+def _close_in_background(pairs: list[tuple[int, int]]) -> bool:
     from roar.tracer.detach import close_in_background
 
     def close_own() -> None:
-        for link in links:
-            lb.link_destroy(link)    # roar's copies only: quick, the last ones are elsewhere
+        for pair in pairs:
+            _close_pair(pair)    # roar's copies only: quick, the link holds the perf event
 
-    return close_in_background([lb.link_fd(link) for link in links], close_own)
-
-
-def _is_return_probe(lb, prog: int) -> bool:
-    return lb.section_name(prog).startswith(b"uretprobe")
+    return close_in_background([link for link, _ in pairs], close_own)
 
 
 def _print_libbpf(level: int, text: str) -> None:

@@ -109,7 +109,7 @@ def test_untracked_child_is_counted_and_warned(programs: Path, tmp_path: Path) -
 
     def fill_tracked(tracer) -> None:   # leave one slot: the command's own
         lb = libbpf.lib()
-        fd = lb.map_fd(tracer._map("tracked"))
+        fd = tracer.map_fd("tracked")
         one = ct.c_uint8(1)
         for i in range(TRACKED_MAX - 1):
             key = ct.c_uint32(0x40000000 + i)   # above any pid_max

@@ -77,3 +77,28 @@ def test_pick_falls_back_to_the_object_for_every_kernel(monkeypatch, tmp_path: P
         assert objects.pick() == expected
     finally:
         objects.pick.cache_clear()
+
+
+def test_function_offset_matches_the_symbol_table() -> None:
+    """envread.function_offset agrees with readelf on libc's getenv, and finds nothing where
+    there is no such function (a binary without it, a file that is not ELF)."""
+    import shutil
+    import subprocess
+
+    from roar.tracer.envread import function_offset, libc_paths
+
+    if not libc_paths() or shutil.which("readelf") is None:
+        pytest.skip("no libc or no readelf")
+    libc = libc_paths()[0]
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", "-S", libc], capture_output=True, text=True,
+                         check=True).stdout
+    sym = next(line.split() for line in out.splitlines()
+               if line.split()[-1:] and line.split()[-1].split("@")[0] == "getenv" and "FUNC" in line)
+    value, ndx = int(sym[1], 16), int(sym[6])
+    section = next(line for line in out.splitlines() if line.strip().startswith(f"[{ndx:2d}]")
+                   or line.strip().startswith(f"[{ndx}]"))
+    fields = section.split("]", 1)[1].split()
+    addr, offset = int(fields[2], 16), int(fields[3], 16)
+    assert function_offset(libc, "getenv") == value - addr + offset
+    assert function_offset(libc, "no_such_function_here") is None
+    assert function_offset("/etc/hostname", "getenv") is None
