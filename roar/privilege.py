@@ -15,6 +15,9 @@ hashing by path, context capture) runs as the invoking user (docs/security.md).
 
 glibc applies each of these to every thread of the process, so a caller makes
 sure no thread is in the middle of a privileged step (the BPF preload) first.
+`in_this_thread(user)` is the same temporary form for the calling thread alone
+(Linux keeps credentials per thread): `roar run` prepares the job as the user
+while the preload thread goes on loading as root.
 """
 
 from __future__ import annotations
@@ -71,6 +74,49 @@ def regain() -> None:
     os.setresuid(0, 0, 0)
     os.setresgid(0, 0, 0)
     os.setgroups([0])
+
+
+# setresuid, setresgid, setgroups: the raw system calls change the calling thread only
+_THREAD_CRED_SYSCALLS = {"x86_64": (117, 119, 116)}
+
+
+class in_this_thread:
+    """`with privilege.in_this_thread(user):` the calling thread acts as user as as_user() does,
+    and is root again at the end; the process's other threads stay as they are. `supported`
+    is False where roar does not know the system call numbers (then use as_user())."""
+
+    supported = os.uname().machine in _THREAD_CRED_SYSCALLS
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+    def __enter__(self) -> "in_this_thread":
+        groups = list(self.user.groups)
+        _thread_call("setgroups", len(groups), groups)
+        _thread_call("setresgid", -1, self.user.gid, 0)
+        _thread_call("setresuid", -1, self.user.uid, 0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _thread_call("setresuid", 0, 0, 0)
+        _thread_call("setresgid", 0, 0, 0)
+        _thread_call("setgroups", 1, [0])
+
+
+def _thread_call(name: str, *args) -> None:
+    import ctypes as ct
+
+    number = _THREAD_CRED_SYSCALLS[os.uname().machine][("setresuid", "setresgid", "setgroups").index(name)]
+    libc = ct.CDLL(None, use_errno=True)
+    libc.syscall.restype = ct.c_long
+    if name == "setgroups":
+        count, groups = args
+        cargs = (ct.c_size_t(count), (ct.c_uint32 * max(count, 1))(*groups))
+    else:
+        cargs = tuple(ct.c_uint32(a & 0xFFFFFFFF) for a in args)   # -1: leave it as it is
+    if libc.syscall(ct.c_long(number), *cargs) != 0:
+        err = ct.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
 
 
 def drop(user: User) -> None:

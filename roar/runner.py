@@ -9,6 +9,7 @@ the record is written once, atomically, after the command ended.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -163,11 +164,14 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
         raise UsageError("no command given: use `roar run [--] CMD [ARGS...]`")
     preflight()      # privileges and kernel first: nothing else matters without them
     user = privilege.invoking_user()
-    # the preload thread loads as root: let it finish before credentials change
-    loaded = preload.take(options.ring_bytes, options.verbose)
-    if user:
-        privilege.as_user(user)
-    try:
+    loaded = None
+    # The preload thread loads as root: the workspace is prepared as the user meanwhile, in
+    # this thread alone. glibc's as_user() would change the preload thread too: where only
+    # that is at hand, the load finishes first.
+    overlap = not user or privilege.in_this_thread.supported
+    if not overlap:
+        loaded = preload.take(options.ring_bytes, options.verbose)
+    with privilege.in_this_thread(user) if user and overlap else _as_user(user):
         workspace = Workspace.find_or_create()
         cwd = os.getcwd()
         env = launcher.child_environment(user)
@@ -176,14 +180,26 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
         from roar.record import context
 
         git_before = context.capture_git(cwd)   # before the job's own writes make the tree dirty
-    finally:
-        if user:
-            privilege.regain()
+    if overlap:
+        loaded = preload.take(options.ring_bytes, options.verbose)
     try:
         return _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded,
                                  git_before)
     finally:
         cache.close()
+
+
+@contextlib.contextmanager
+def _as_user(user: privilege.User | None):
+    """As the user for the block (the whole process), when there is one."""
+    if not user:
+        yield
+        return
+    privilege.as_user(user)
+    try:
+        yield
+    finally:
+        privilege.regain()
 
 
 def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, loaded,
@@ -233,6 +249,9 @@ def _trace_and_record(argv, options, cwd, workspace, user, env, program, cache, 
                 pinner.finish()    # processes the job left behind are let go
         finally:
             tracer.close(wait=False)   # detached now; the uprobes finish detaching meanwhile
+            from roar.tracer import spare
+
+            spare.start()              # the next job's object, loaded while this one finishes
     hasher.pins = pinner.pins()
     if user:
         privilege.drop(user)
