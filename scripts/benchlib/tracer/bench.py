@@ -21,7 +21,7 @@ from ..proc import BenchError, Run, log, run
 from ..report import fmt_s
 from . import workloads
 from .background import bench_background
-from .bpfwatch import AttachChecks
+from .bpfwatch import AttachChecks, wait_for_spare
 from .fixed import bench_fixed
 from .monitor import AttachMonitor, NoMonitor
 from .runners import Tracers, snapshot_roar
@@ -58,6 +58,9 @@ class Bench:
         self.deadline = time.time() + args.budget   # past it, disturbed rounds are not run again
         self.roar_source: str | None = None   # the package the snapshot was taken from
         self.roar_path: str | None = None     # the snapshot's PYTHONPATH entry
+        # roar's spare object (roar.tracer.spare): on unless the environment turns it off
+        self.spares = self.env.get("ROAR_NO_SPARE", "") in ("", "0")
+        self.spares_ready = 0                 # traced runs after which a spare was ready
 
     @property
     def strace(self) -> str | None:
@@ -139,6 +142,8 @@ class Bench:
         foreign = who if most > traced else []
         rec = None
         if traced:
+            # the spare this job started loads at once: no measured run may share the CPUs with it
+            self.spares_ready += self.spares and wait_for_spare()
             if b"roar:" in r.output:
                 self.note_once(f"roar printed: {r.tail(3)}")
             self.checks.after_job(label)
@@ -237,6 +242,10 @@ class Bench:
             "stuck": c.stuck,
             "lingered_then_freed": c.lingered,
             "foreign": c.foreign,
+            "spare_held": c.spare_held,
+            "spares": self.spares,
+            "spares_ready_after_jobs": self.spares_ready,
+            "spare_linked": c.spare_linked,
             "monitor": {"enabled": self.monitor.ok, "samples": self.monitor.samples},
         }
 

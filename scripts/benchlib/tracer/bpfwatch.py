@@ -64,6 +64,38 @@ def bpf_fd_holders(prog_ids: set[int]) -> dict[int, list[str]]:
     return holders
 
 
+SPARE_SOCKET = "/run/roar/spare.sock"
+
+
+def spare_bound() -> bool:
+    """Whether roar's spare has loaded its object and waits (its socket is bound: a spare
+    killed leaves the file, not the entry in /proc/net/unix)."""
+    try:
+        with open("/proc/net/unix") as f:
+            return any(line.rstrip().endswith(" " + SPARE_SOCKET) for line in f)
+    except OSError:
+        return False
+
+
+def wait_for_spare(timeout_s: float = 3.0) -> bool:
+    """After a job: until the spare it started is ready, so that no measured run shares the
+    CPUs with the spare's load. False if none came (spares off, or none could load)."""
+    deadline = time.monotonic() + timeout_s
+    while not spare_bound():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _is_spare(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"roar.tracer.spare" in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def bpf_links_of(pid: int) -> int:
     n = 0
     try:
@@ -101,6 +133,8 @@ class AttachChecks:
         self.lingered: list[dict] = []   # still listed just after the job, then freed
         self.stuck: list[dict] = []      # still loaded 3 s after the job, nobody holding them
         self.foreign: list[dict] = []    # another live process's roar programs
+        self.spare_held = 0               # checks that found roar's spare holding an object
+        self.spare_linked: list[dict] = []   # the spare's programs attached: must never be
 
     def after_job(self, label: str) -> None:
         if not self.enabled:
@@ -114,6 +148,17 @@ class AttachChecks:
             return
         linked = linked_prog_ids()
         holders = bpf_fd_holders({x["id"] for x in progs})
+        # roar's spare (roar.tracer.spare) holds the next job's object, loaded and never attached
+        spare = {i for i, who in holders.items() if all(_is_spare(w.split()[0]) for w in who)}
+        if spare:
+            self.spare_held += 1
+            if spare & linked:
+                self.spare_linked.append({"after": label, "programs": sorted(spare & linked)})
+        holders = {i: who for i, who in holders.items() if i not in spare}
+        progs = [x for x in progs if x["id"] not in spare]
+        if not progs:
+            self.clean_at_once += 1
+            return
         if holders:
             self.foreign.append({"after": label, "holders": holders})
         unheld = {x["id"]: x for x in progs if x["id"] not in holders}
