@@ -102,8 +102,10 @@ def receipt(done: subprocess.CompletedProcess) -> dict:
 class Proxy:
     """A loopback HTTP proxy in front of the server that records requests and can break
     them: `rule(method, path, n)` returns None (forward), "drop" (close the connection
-    without a reply), a status to answer with (503), or "hold" (keep the request until
-    `release` is set, then drop)."""
+    without a reply), "lose" (forward it, then close the connection without the reply: the
+    server did it, the client cannot know), a status to answer with (503), or "hold" (keep
+    the request until `release` is set, then drop). `most_in_flight`: the most requests it
+    held at once."""
 
     def __init__(self, backend: str) -> None:
         self.backend = urlsplit(backend)
@@ -111,6 +113,8 @@ class Proxy:
         self.rule = lambda method, path, n: None
         self.held = threading.Event()
         self.release = threading.Event()
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,9 +128,21 @@ class Proxy:
                 self._forward()
 
             def _forward(self):
+                with proxy._lock:
+                    proxy.in_flight += 1
+                    proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+                try:
+                    self._handle()
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                proxy.seen.append((self.command, self.path))
-                action = proxy.rule(self.command, self.path, len(proxy.seen))
+                with proxy._lock:
+                    proxy.seen.append((self.command, self.path))
+                    n = len(proxy.seen)
+                action = proxy.rule(self.command, self.path, n)
                 if action == "hold":
                     proxy.held.set()
                     proxy.release.wait(120)
@@ -141,8 +157,13 @@ class Proxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 reply = conn.getresponse()
-                self._reply(reply.status, reply.read(), reply.getheader("Content-Type") or "application/json")
+                data = reply.read()
                 conn.close()
+                if action == "lose":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self._reply(reply.status, data, reply.getheader("Content-Type") or "application/json")
 
             def _reply(self, status, data, kind):
                 self.send_response(status)

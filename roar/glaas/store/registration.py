@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, literal_column, select
 from sqlalchemy.orm import Session
 
 from roar.glaas.canonical import session_hash
@@ -60,9 +61,48 @@ def open_session(session: Session, who: Principal, mode: str | None, client_sess
     return out
 
 
-def authorize(session: Session, rs_id: str, who: Principal, rs_token: str | None) -> RegistrationSession:
+@dataclass(frozen=True)
+class Opened:
+    """A registration session as authorize() reads it (a Core row, not an ORM object: the
+    staged writes, one request per job and direction, only read it)."""
+
+    id: str
+    token_sha256: str | None
+    mode: str
+    user_id: int | None
+    status: str
+    dag_id: int | None
+    expires_at: datetime
+
+
+_RS = RegistrationSession.__table__
+_ST = Staged.__table__
+_READ_RS = select(*(_RS.c[f] for f in Opened.__dataclass_fields__)).where(_RS.c.id == bindparam("rs"))
+_JOB_STAGED = (select(literal_column("1")).select_from(_ST)
+               .where(_ST.c.session_id == bindparam("rs"), _ST.c.kind == "job",
+                      _ST.c.key == bindparam("uid")))
+_STAGED_KEYS = select(_ST.c.key).where(_ST.c.session_id == bindparam("rs"), _ST.c.kind == bindparam("kind"),
+                                       _ST.c.key.in_(bindparam("keys", expanding=True)))
+
+
+def _upsert(dialect: str):
+    """INSERT of one staged row that replaces the body of one already there, built once per
+    dialect and run with many parameter sets (a cached statement, where a multi-row VALUES
+    was compiled anew for each request)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(_ST)
+    return stmt.on_conflict_do_update(index_elements=["session_id", "kind", "key"],
+                                      set_={"body": stmt.excluded.body})
+
+
+_UPSERTS = {name: _upsert(name) for name in ("postgresql", "sqlite")}
+
+
+def authorize(session: Session, rs_id: str, who: Principal, rs_token: str | None) -> Opened:
     """The registration session, if this caller is the one that opened it."""
-    row = session.get(RegistrationSession, rs_id)
+    found = session.connection().execute(_READ_RS, {"rs": rs_id}).first()
+    row = Opened(*found) if found is not None else None
     if row is not None and row.status == "open" and aware(row.expires_at) < now():
         expire(session)   # past its end: dropped now, as the next sweep would
         row = None
@@ -82,7 +122,7 @@ def authorize(session: Session, rs_id: str, who: Principal, rs_token: str | None
     return row
 
 
-def _open(row: RegistrationSession) -> RegistrationSession:
+def _open(row: Opened) -> Opened:
     if row.status != "open":
         raise Conflict(f"registration session {row.id} is already finalized: start a new one")
     if aware(row.expires_at) < now():
@@ -90,7 +130,7 @@ def _open(row: RegistrationSession) -> RegistrationSession:
     return row
 
 
-def _stage(session: Session, row: RegistrationSession, kind: str, key: str, body: dict) -> bool:
+def _stage(session: Session, row: Opened, kind: str, key: str, body: dict) -> bool:
     """Stage one item (a later copy replaces an earlier one); True if it is new.
 
     One upsert statement, not a read then an ORM update: a finalize running at the same time
@@ -106,79 +146,86 @@ def _stage(session: Session, row: RegistrationSession, kind: str, key: str, body
     return not existed
 
 
-def _stage_all(session: Session, row: RegistrationSession, kind: str, items: dict[str, dict]) -> None:
-    """Stage many items (key -> body) in one multi-row upsert, where no count of new ones is
-    wanted. Each key once: PostgreSQL refuses an upsert that meets the same row twice, and
-    the caller has kept the last copy of each (a later copy replaces an earlier one)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
+def _stage_all(session: Session, row: Opened, kind: str, items: dict[str, dict]) -> None:
+    """Stage many items (key -> body), where no count of new ones is wanted: one cached
+    upsert statement, run with a parameter set per item (executemany)."""
     if not items:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    conn = session.connection()
     rows = [{"session_id": row.id, "kind": kind, "key": key, "body": json.dumps(body)}
             for key, body in items.items()]
-    stmt = dialect.insert(Staged).values(rows)
-    session.execute(stmt.on_conflict_do_update(index_elements=["session_id", "kind", "key"],
-                                               set_={"body": stmt.excluded.body}))
+    conn.execute(_UPSERTS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"], rows)
 
 
-def stage_jobs(session: Session, row: RegistrationSession, who: Principal, jobs: list[dict]) -> dict:
+def _stage_many(session: Session, row: Opened, kind: str, items: list[tuple[str, dict]]) -> int:
+    """Stage (key, body) items, a later copy of a key replacing an earlier one; returns how
+    many keys were not staged before. One read of the keys already there, then one cached
+    upsert run with a parameter set per key: it was a read and an upsert per item."""
+    conn = session.connection()
+    keys = list(dict.fromkeys(key for key, _ in items))
+    there: set[str] = set()
+    for start in range(0, len(keys), 500):   # under SQLite's limit on bound parameters
+        there.update(conn.execute(_STAGED_KEYS, {"rs": row.id, "kind": kind,
+                                                 "keys": keys[start:start + 500]}).scalars())
+    _stage_all(session, row, kind, dict(items))
+    return sum(key not in there for key in keys)
+
+
+def stage_jobs(session: Session, row: Opened, who: Principal, jobs: list[dict]) -> dict:
     _open(row)
     uids = [j["job_uid"] for j in jobs]
     known = dict(session.execute(select(Job.job_uid, Dag).join(Dag, Dag.id == Job.dag_id)
                                  .where(Job.job_uid.in_(uids))).all())
     errors: list[str | None] = []   # aligned with jobs: a non-empty entry fails that job
     seen_hashes: list[str] = []     # finalized DAGs (visible to the caller) that hold these jobs
-    created = restaged = 0
+    staging: list[tuple[str, dict]] = []
     for job in jobs:
         dag_row = known.get(job["job_uid"])
         errors.append(None)
         if dag_row is None:
-            new = _stage(session, row, "job", job["job_uid"], job)
-            created += new
-            restaged += not new
+            staging.append((job["job_uid"], job))
         elif can_see(who, dag_row):
             if dag_row.hash not in seen_hashes:
                 seen_hashes.append(dag_row.hash)
         else:
             errors[-1] = f"job {job['job_uid']} already belongs to another DAG"
+    created = _stage_many(session, row, "job", staging)
+    restaged = len(staging) - created   # each copy after the first of a key counts here, as before
     session.commit()
     return {"job_ids": [None if e else u for u, e in zip(uids, errors, strict=True)], "errors": errors,
             "created_count": created, "existing_count": restaged,
             "already_registered_session_hashes": seen_hashes, "existing_binding_prepared": False}
 
 
-def stage_artifacts(session: Session, row: RegistrationSession, artifacts: list[dict]) -> dict:
+def stage_artifacts(session: Session, row: Opened, artifacts: list[dict]) -> dict:
     _open(row)
-    created = sum(_stage(session, row, "artifact", writes.primary_digest(a["hashes"]), a) for a in artifacts)
+    created = _stage_many(session, row, "artifact",
+                          [(writes.primary_digest(a["hashes"]), a) for a in artifacts])
     session.commit()
     return {"created": created, "updated": len(artifacts) - created, "errors": 0}
 
 
-def stage_composite(session: Session, row: RegistrationSession, composite: dict) -> dict:
+def stage_composite(session: Session, row: Opened, composite: dict) -> dict:
     _open(row)
     created = _stage(session, row, "artifact", composite["hash"], composite)
     session.commit()
     return {"artifact_id": composite["hash"], "created": created}
 
 
-def stage_edges(session: Session, row: RegistrationSession, job_uid: str, direction: str,
+def stage_edges(session: Session, row: Opened, job_uid: str, direction: str,
                 edges: list[dict]) -> int:
     _open(row)
-    if session.scalar(select(Staged.id).where(Staged.session_id == row.id, Staged.kind == "job",
-                                              Staged.key == job_uid)) is None:
+    if session.connection().execute(_JOB_STAGED, {"rs": row.id, "uid": job_uid}).first() is None:
         raise NotFound(f"job {job_uid} is not in this registration session: send it with jobs/batch first")
     items: dict[str, dict] = {}   # in the order first sent, each with its last copy
     for e in edges:
         items[f"{job_uid}:{e['hash']}"] = {**e, "job_uid": job_uid}
-    for start in range(0, len(items), 200):   # 5 parameters a row, under SQLite's limit
-        keys = list(items)[start:start + 200]
-        _stage_all(session, row, direction, {k: items[k] for k in keys})
+    _stage_all(session, row, direction, items)
     session.commit()
     return len(edges)
 
 
-def _staged(session: Session, row: RegistrationSession) -> dict[str, list[dict]]:
+def _staged(session: Session, row: Opened) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {"job": [], "artifact": [], "in": [], "out": []}
     for kind, body in session.execute(select(Staged.kind, Staged.body).where(Staged.session_id == row.id)
                                       .order_by(Staged.id)):
@@ -186,7 +233,7 @@ def _staged(session: Session, row: RegistrationSession) -> dict[str, list[dict]]
     return out
 
 
-def _scope(session: Session, row: RegistrationSession, who: Principal, request: dict | None) -> dict:
+def _scope(session: Session, row: Opened, who: Principal, request: dict | None) -> dict:
     """owner, project and visibility of the DAG this session will publish."""
     if row.mode == ANONYMOUS_MODE:
         return {"owner_user_id": None, "project_id": None, "visibility": "public"}
@@ -225,7 +272,7 @@ def _check_expected(staged: dict[str, list[dict]], expected: dict | None) -> Non
                          "finalize again")
 
 
-def finalize(session: Session, row: RegistrationSession, who: Principal, body: dict, base_url: str) -> dict:
+def finalize(session: Session, row: Opened, who: Principal, body: dict, base_url: str) -> dict:
     if row.status == "finalized":
         dag_row = session.get(Dag, row.dag_id)
         return receipt(dag_row, base_url, created=False, mode=row.mode)
@@ -244,7 +291,8 @@ def finalize(session: Session, row: RegistrationSession, who: Principal, body: d
         **_scope(session, row, who, body.get("scope_request"))})
     if created:
         _publish(session, dag_row, staged, jobs)
-    row.status, row.dag_id = "finalized", dag_row.id
+    orm_row = session.get(RegistrationSession, row.id)
+    orm_row.status, orm_row.dag_id = "finalized", dag_row.id
     session.execute(delete(Staged).where(Staged.session_id == row.id))
     session.commit()
     return receipt(dag_row, base_url, created=created, mode=row.mode)
@@ -262,7 +310,7 @@ def receipt(dag_row: Dag, base_url: str, created: bool, mode: str) -> dict:
             "published_url": url, "url": url, "status": "finalized", "mode": mode, "created": created}
 
 
-def finalized_dag(session: Session, row: RegistrationSession) -> Dag:
+def finalized_dag(session: Session, row: Opened) -> Dag:
     if row.status != "finalized" or row.dag_id is None:
         raise Conflict("labels come after finalize: finalize this registration session first")
     return session.get(Dag, row.dag_id)
