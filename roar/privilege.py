@@ -92,15 +92,31 @@ class in_this_thread:
 
     def __enter__(self) -> "in_this_thread":
         groups = list(self.user.groups)
-        _thread_call("setgroups", len(groups), groups)
-        _thread_call("setresgid", -1, self.user.gid, 0)
-        _thread_call("setresuid", -1, self.user.uid, 0)
+        with _signals_held():     # a Ctrl-C between two calls would leave the ids half changed
+            _thread_call("setgroups", len(groups), groups)
+            _thread_call("setresgid", -1, self.user.gid, 0)
+            _thread_call("setresuid", -1, self.user.uid, 0)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _thread_call("setresuid", 0, 0, 0)
-        _thread_call("setresgid", 0, 0, 0)
-        _thread_call("setgroups", 1, [0])
+        with _signals_held():
+            _thread_call("setresuid", 0, 0, 0)
+            _thread_call("setresgid", 0, 0, 0)
+            _thread_call("setgroups", 1, [0])
+
+
+class _signals_held:
+    """Signals to this thread wait (and Python's handlers with them) until the block ends."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
 def _thread_call(name: str, *args) -> None:

@@ -14,8 +14,10 @@ owns and only root may enter, used only if it is exactly that (lstat: no link). 
 answers only a peer whose uid is 0 (SO_PEERCRED), and roar takes descriptors only from a
 spare whose uid is 0 and only for the very object it would load itself (its blake3 id).
 The spare is started fresh (`python -I -m roar.tracer.spare`: an empty environment, cwd /,
-a session of its own, descriptors 0-2 on /dev/null), holds the lock while it lives so
-that there is one at a time, and keeps no capability once the object is loaded.
+a session of its own, the root cgroup of each hierarchy, descriptors 0-2 on /dev/null),
+holds the lock while it lives so that there is one at a time, and keeps no capability once
+the object is loaded. The descriptors arrive close-on-exec (the job's command never holds
+them), and a spare that does not answer within 0.1 s is killed.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _peer_uid(sock: socket.socket) -> int:
 
 # -- the job's side ---------------------------------------------------------------------------
 
-def take(object_id: str | None, timeout_s: float = 1.0):
+def take(object_id: str | None, timeout_s: float = 0.1):
     """The spare's object (a loader.Loaded, now the caller's) when a spare of root's waits
     with the object whose id is object_id; None otherwise (no spare, another object, any
     failure), and then the caller loads its own."""
@@ -82,7 +84,12 @@ def take(object_id: str | None, timeout_s: float = 1.0):
             sock.connect(os.path.join(directory, SOCKET_NAME))
             if _peer_uid(sock) != 0:
                 return None
-            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+            peer = _peer_pid(sock)
+            try:
+                msg, fds = _recv_fds(sock)
+            except TimeoutError:
+                _kill_stuck(peer)
+                raise
         meta = json.loads(msg)
         programs, maps = meta["programs"], meta["maps"]
         if meta.get("object_id") != object_id or len(fds) != len(programs) + len(maps):
@@ -98,6 +105,36 @@ def take(object_id: str | None, timeout_s: float = 1.0):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _recv_fds(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """One message and the descriptors it carries, each close-on-exec from the start (else the
+    job's command, started meanwhile by another thread or later, would inherit the maps).
+    socket.recv_fds cannot do it: it drops its flags argument (CPython gh-107898)."""
+    size = socket.CMSG_LEN(MAX_FDS * 4)
+    msg, ancdata, flags, _addr = sock.recvmsg(1 << 16, size, socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4])
+    if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("the spare's message was cut short")
+    return msg, fds
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))[0]
+
+
+def _kill_stuck(pid: int) -> None:
+    """A spare that does not answer (stopped, frozen) would hold the lock and slow every job by
+    the timeout: it goes, and the next job starts a new one. Its uid was checked to be 0."""
+    try:
+        os.kill(pid, 9)
+    except OSError:
+        pass
 
 
 def start() -> None:
@@ -144,6 +181,7 @@ def _spawn() -> None:
         directory = run_dir(create=True)
         if directory is None or _lock_held(directory):
             return
+        _leave_cgroups()
         os.setsid()
         if os.fork() == 0:
             os.chdir("/")
@@ -157,6 +195,22 @@ def _spawn() -> None:
         pass
     finally:
         os._exit(0)
+
+
+def _leave_cgroups() -> None:
+    """Into the root cgroup of every hierarchy: out of the invoking user's, which the user
+    may own (systemd delegates it) and freeze, or limit, with the spare in it."""
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1] for line in f if line.split()[2:3] in (["cgroup"], ["cgroup2"])]
+    except OSError:
+        return
+    for mount in mounts:
+        try:
+            with open(os.path.join(mount, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            pass
 
 
 def _fd_limit() -> int:

@@ -190,3 +190,55 @@ def test_a_non_root_peer_is_refused(clean: Path, mallory) -> None:
         if first.poll() is None:
             first.kill()
             first.wait()
+
+
+def user_cgroup() -> tuple[Path, str] | None:
+    """A fresh child cgroup in a hierarchy that allows one: (its directory, the line prefix
+    /proc/PID/cgroup gives that hierarchy)."""
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split() for line in f if line.split()[2] in ("cgroup", "cgroup2")]
+    for _dev, mount, fstype, opts, *_ in mounts:
+        child = Path(mount) / f"roar-test-{os.getpid()}"
+        try:
+            child.mkdir()
+        except OSError:
+            continue
+        if fstype == "cgroup2":
+            return child, "0::"
+        controllers = [o for o in opts.split(",") if o not in ("rw", "ro", "relatime", "nosuid", "nodev", "noexec")]
+        return child, ":" + ",".join(controllers) + ":"
+    return None
+
+
+def test_the_spare_leaves_the_users_cgroup_and_a_stuck_one_is_killed(clean: Path, mallory,
+                                                                      user_dir: Path) -> None:
+    found = user_cgroup()
+    if found is None:
+        pytest.fail("no cgroup hierarchy here lets a child cgroup be made")
+    group, prefix = found
+    try:
+        os.chown(group / "cgroup.procs", mallory.uid, mallory.gid)   # as systemd delegates one
+        cmd = (f"echo $$ > {group}/cgroup.procs && exec {sys.executable} -m roar run -q true")
+        job = subprocess.run(["sh", "-c", cmd], cwd=user_dir, env=mallory.sudo_env(), capture_output=True)
+        assert job.returncode == 0, job.stderr
+        pid = ready_spare()
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        mine = [line for line in lines if line.split(":", 2)[1] == prefix.strip(":").split(":")[-1]
+                or line.startswith(prefix)]
+        assert mine and all(line.endswith(":/") for line in mine), lines
+        os.kill(pid, 19)     # SIGSTOP: a spare that cannot answer
+        started = time.monotonic()
+        job = sudo_roar(mallory, "run", "-q", "true", cwd=user_dir)
+        assert job.returncode == 0, job.stderr
+        wait_for(lambda: not Path(f"/proc/{pid}/status").exists()
+                 or "zombie" in Path(f"/proc/{pid}/status").read_text(), 5, "the stuck spare to be killed")
+        assert time.monotonic() - started < 5
+        assert ready_spare() != pid, "no new spare after the stuck one"
+    finally:
+        for p in (group / "cgroup.procs").read_text().split():
+            try:
+                os.kill(int(p), 9)
+            except OSError:
+                pass
+        time.sleep(0.1)
+        group.rmdir()
