@@ -23,7 +23,10 @@ JOB_BATCH = 200        # jobs carry their metadata: keep each request well under
 ARTIFACT_BATCH = 1000
 EDGE_BATCH = 1000
 BATCH_BYTES = 90_000   # the hosted service's body parser takes about 100 KB (glaas-protocol.md)
-EDGE_REQUESTS = 16      # in flight at once: a registration is bound by round trips, not bandwidth
+# edge requests in flight at once. Enough to overlap the client's time with the server's; more
+# only queue in one server process (a 1,000-job chain on loopback, docs/performance-glaas.md:
+# 2.2 s with 4, 2.4-2.7 s with 8, 2.9-3.2 s with 16, 2.7-3.0 s one after another)
+EDGE_REQUESTS = 4
 
 
 @dataclass
@@ -135,8 +138,11 @@ def register(client: Client, plan: Plan, scope: str, tick: Callable[[], None] = 
 
 def _send_edges(client: Client, base: str, plan: Plan, tick: Callable[[], None]) -> None:
     """Each job's inputs and outputs: one request per job and direction (the protocol's
-    shape), independent of each other, so EDGE_REQUESTS of them are in flight at once."""
-    from concurrent.futures import ThreadPoolExecutor
+    shape), independent of each other, so EDGE_REQUESTS of them are in flight at once, each
+    retried on its own (roar.remote.http). The first that fails for good stops the rest: those
+    not yet sent are not sent, and the error is the registration's. Each is idempotent on the
+    server, so the next run's new registration session sends them all again."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     calls = [(f"{base}/jobs/{uid}/{direction}", {"artifacts": batch})
              for direction, edges in (("inputs", plan.inputs), ("outputs", plan.outputs))
@@ -146,9 +152,16 @@ def _send_edges(client: Client, base: str, plan: Plan, tick: Callable[[], None])
             client.post(path, body)
             tick()
         return
-    with ThreadPoolExecutor(EDGE_REQUESTS) as pool:
-        for _ in pool.map(lambda call: client.post(*call), calls):
-            tick()
+    with ThreadPoolExecutor(EDGE_REQUESTS, thread_name_prefix="roar-edges") as pool:
+        futures = [pool.submit(client.post, path, body) for path, body in calls]
+        try:
+            for done in as_completed(futures):
+                done.result()
+                tick()
+        except BaseException:
+            for future in futures:
+                future.cancel()   # the queued ones; at most EDGE_REQUESTS are still under way
+            raise
 
 
 def _job_errors(reply: dict) -> None:
