@@ -4,9 +4,13 @@
 For each database (SQLite, and PostgreSQL when Debian's is installed: a throwaway one is
 started on a Unix socket, as the tests do), against a real `roar glaas serve` on loopback:
 
-- registering a 1,000-job session over HTTP as roar-cli does it (one registration session,
-  the jobs in one batch, the artifacts in one batch, each job's inputs and outputs, finalize);
-  wall time, median of --runs (target <= 10 s);
+- registering a 1,000-job session over HTTP, two ways, wall time, median of --runs (target
+  <= 10 s):
+  - as `roar register` does it: roar.remote.register's own code and client (roar.remote.http),
+    given the plan of a 1,000-job chain: jobs and artifacts in batches, the edge requests
+    several at a time (roar.remote.register.EDGE_REQUESTS), finalize;
+  - as roar-cli does it, one request after another: one registration session, the jobs in one
+    batch, the artifacts in one batch, each job's inputs and outputs (2,000 requests), finalize;
 - artifact lookup (`GET /artifacts/{hash}`) and lineage (`GET /artifacts/{hash}/lineage`) with
   100,000 artifacts stored (seeded straight into the database: 100 DAGs of 500 jobs, each job
   reading one artifact and writing one), 32 concurrent clients (4 processes x 8 threads, each
@@ -18,6 +22,7 @@ started on a Unix socket, as the tests do), against a real `roar glaas serve` on
 - the server's resident memory (VmRSS from /proc, sampled during the load), peak.
 
 Usage: python scripts/bench_glaas.py [--runs 3] [--seconds 10] [--workers 1] [--only sqlite|postgresql]
+                                    [--register-only]
 """
 
 from __future__ import annotations
@@ -131,7 +136,32 @@ def _session(n: int) -> tuple[list[dict], dict[str, tuple[list, list]], list[str
     return jobs, edges, arts
 
 
+def register_as_roar(url: str, n: int) -> float:
+    """`roar register`'s cost: roar.remote.register.register over roar.remote.http.Client, for
+    the plan of the same n-job chain as register() sends (anonymous, public)."""
+    from roar.remote.http import Client
+    from roar.remote.payload import Plan
+    from roar.remote.register import register as remote_register
+
+    jobs, edges, arts = _session(n)
+    plan = Plan(kind="session", id="bench", target=None, root="/w", local_uids=[j["job_uid"] for j in jobs],
+                jobs=jobs, artifacts=[{"hashes": [{"algorithm": "blake3", "digest": d}], "size": 1024}
+                                      for d in arts],
+                composites=[], inputs={u: ins for u, (ins, _) in edges.items()},
+                outputs={u: outs for u, (_, outs) in edges.items()},
+                git={"repo": None, "commit": "cd" * 20, "branch": "main"}, identity="anonymous",
+                hash=secrets.token_hex(32))
+    with Client(url) as client:
+        t0 = time.perf_counter()
+        receipt = remote_register(client, plan, "anonymous")
+        elapsed = time.perf_counter() - t0
+    if not receipt.created or receipt.jobs != n:
+        raise BenchError(f"the {n}-job session was not created: {receipt}")
+    return elapsed
+
+
 def register(url: str, n: int) -> float:
+    """One request after another, as roar-cli does it."""
     import httpx
 
     jobs, edges, arts = _session(n)
@@ -288,16 +318,23 @@ def load(server: Server, hashes: list[str], kind: str, seconds: float, rate: flo
 
 # -- one database ----------------------------------------------------------------------
 
-def bench(name: str, db_url_for, runs: int, seconds: float, workers: int, rate: float) -> dict:
-    reg = []
+def bench(name: str, db_url_for, runs: int, seconds: float, workers: int, rate: float,
+          rounds_too: bool = True) -> dict:
+    reg: list[float] = []
+    ours: list[float] = []
     for i in range(runs):
-        url = db_url_for(f"reg{i}")
-        srv = Server(url, workers)
-        try:
-            reg.append(register(srv.url, JOBS))
-            log(f"{name}: register {JOBS} jobs, run {i + 1}: {reg[-1]:.2f} s", PROG)
-        finally:
-            srv.stop()
+        for how, out, fn in (("as roar register does it", ours, register_as_roar),
+                             ("one request after another", reg, register)):
+            srv = Server(db_url_for(f"reg{i}{fn.__name__}"), workers)
+            try:
+                out.append(fn(srv.url, JOBS))
+                log(f"{name}: register {JOBS} jobs {how}, run {i + 1}: {out[-1]:.2f} s", PROG)
+            finally:
+                srv.stop()
+    registered = {"register_s": median(reg), "register_runs": reg, "register_roar_s": median(ours),
+                  "register_roar_runs": ours}
+    if not rounds_too:
+        return {**registered, "errors": 0}
     url = db_url_for("stored")
     t0 = time.perf_counter()
     hashes = seed(url)
@@ -316,7 +353,7 @@ def bench(name: str, db_url_for, runs: int, seconds: float, workers: int, rate: 
                     f"{r['rps']:.0f} req/s, {r['errors']} errors, RSS {r['rss_kb'] / 1024:.0f} MiB", PROG)
     finally:
         srv.stop()
-    return {"register_s": median(reg), "register_runs": reg, "idle_rss_kb": idle,
+    return {**registered, "idle_rss_kb": idle,
             **{f"{k}_{m}": median([r[m] for r in v]) for k, v in rounds.items()
                for m in ("p50_ms", "p99_ms", "rps", "rss_kb")},
             "errors": sum(r["errors"] for v in rounds.values() for r in v)}
@@ -328,6 +365,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each load round")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes")
     ap.add_argument("--only", choices=("sqlite", "postgresql"))
+    ap.add_argument("--register-only", action="store_true", help="only the registrations, no load rounds")
     ap.add_argument("--rate", type=float, default=4.0,
                     help="requests per second of each of the 32 clients in the paced rounds")
     args = ap.parse_args()
@@ -335,7 +373,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="roar-bench-glaas-"))
     if args.only in (None, "sqlite"):
         results["SQLite"] = bench("sqlite", lambda n: f"sqlite:///{tmp / n}.db", args.runs, args.seconds,
-                                  args.workers, args.rate)
+                                  args.workers, args.rate, not args.register_only)
     if args.only in (None, "postgresql"):
         from tests.glaas.conftest import Postgres, _pg_bin
 
@@ -346,16 +384,19 @@ def main() -> int:
             pg.start()
             try:
                 results["PostgreSQL"] = bench("postgresql", lambda n: pg.new_database(), args.runs,
-                                              args.seconds, args.workers, args.rate)
+                                              args.seconds, args.workers, args.rate, not args.register_only)
             finally:
                 pg.stop()
-    header = ["database", f"register {JOBS} jobs", "round", "lookup p50 / p99", "lineage p50 / p99",
-              "lookup req/s", "lineage req/s", "RSS idle / peak"]
+    header = ["database", f"register {JOBS} jobs: roar / sequential", "round", "lookup p50 / p99",
+              "lineage p50 / p99", "lookup req/s", "lineage req/s", "RSS idle / peak"]
     rows = []
     for name, r in results.items():
+        if "lookup_p50_ms" not in r:   # --register-only
+            rows.append([name, f"{r['register_roar_s']:.2f} / {r['register_s']:.2f} s"] + [""] * 6)
+            continue
         peak = max(r[f"{k}_rss_kb"] for k in ("lookup", "lineage", "paced_lookup", "paced_lineage"))
         for label, p in (("as fast as they can", ""), (f"paced, {args.rate:g}/s each", "paced_")):
-            rows.append([name, f"{r['register_s']:.2f} s", label,
+            rows.append([name, f"{r['register_roar_s']:.2f} / {r['register_s']:.2f} s", label,
                          f"{r[p + 'lookup_p50_ms']:.1f} / {r[p + 'lookup_p99_ms']:.1f} ms",
                          f"{r[p + 'lineage_p50_ms']:.1f} / {r[p + 'lineage_p99_ms']:.1f} ms",
                          f"{r[p + 'lookup_rps']:.0f}", f"{r[p + 'lineage_rps']:.0f}",
