@@ -7,7 +7,6 @@ callers never have to look at a NULL pointer or a negative return.
 from __future__ import annotations
 
 import ctypes as ct
-import ctypes.util
 import os
 from typing import Callable
 
@@ -31,6 +30,8 @@ class _Lib:
             lib = ct.CDLL("libbpf.so.1", use_errno=True)
         except OSError:
             # find_library runs `ldconfig -p`: tens of ms, so only when the soname is not found
+            import ctypes.util  # 8 ms of imports: only then too
+
             name = ctypes.util.find_library("bpf")
             try:
                 lib = ct.CDLL(name, use_errno=True) if name else None

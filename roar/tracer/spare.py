@@ -181,9 +181,9 @@ def _spawn() -> None:
         directory = run_dir(create=True)
         if directory is None or _lock_held(directory):
             return
-        _leave_cgroups()
         os.setsid()
         if os.fork() == 0:
+            _leave_cgroups()       # here, not above: a cgroup move waits ~20 ms, and roar waits above
             os.chdir("/")
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
