@@ -88,6 +88,27 @@ def wait_for_spare(timeout_s: float = 3.0) -> bool:
     return True
 
 
+UPROBE_PROGS = ("on_getenv", "on_getenv_ret")
+
+
+def wait_detached(timeout_s: float = 3.0) -> bool:
+    """Until no link attaches roar's getenv uprobes: a job's probes detach in a background
+    process a grace period or two after it (roar.tracer.detach), and a job started meanwhile
+    waits for that in the kernel when it opens its own."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        progs = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+        try:
+            ids = {p["id"] for p in json.loads(progs.stdout or "[]") if p.get("name") in UPROBE_PROGS}
+        except ValueError:
+            return False
+        if not ids & linked_prog_ids():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 def _is_spare(pid: str) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -3,9 +3,10 @@ start-up of roar's interpreter alone and of `roar --version`, for the roar
 under test and for the same package under scripts/setup's interpreter.
 
 Each job leaves a spare object for the next (roar.tracer.spare), and every run
-here starts once that spare is ready (Bench.measure does the same), as it is when
-jobs are a second or more apart; a "cold" run beside it has spares off
-(ROAR_NO_SPARE=1) and loads its own object."""
+here starts once that spare is ready (Bench.measure does the same) and the last
+job's getenv uprobes have detached in the background, as when jobs are a second or
+more apart: a job started sooner waits in the kernel for that detach. A "cold" run
+beside it has spares off (ROAR_NO_SPARE=1) and loads its own object."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import shlex
 from .. import stats
 from ..proc import BenchError, run
 from ..report import fmt_s
-from .bpfwatch import wait_for_spare
+from .bpfwatch import wait_detached, wait_for_spare
 from .runners import roar_flavours
 
 
@@ -46,6 +47,8 @@ def bench_fixed(b) -> dict:
             foreign += who if most > traced else []
             if traced:
                 b.spares_ready += b.spares and wait_for_spare()   # the next run starts with one ready
+                if b.checks.enabled:
+                    wait_detached()    # and not while the kernel detaches this job's uprobes
                 b.checks.after_job(f"(d) {k}, round {i + 1}")
                 if len(b.jobs() - before) != 1:
                     raise BenchError(f"`{shlex.join(cases[k])}` recorded no job in {b.ws}")
