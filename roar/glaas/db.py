@@ -157,10 +157,11 @@ def sessionmaker_for(engine):
 
 def read_sessionmaker_for(engine):
     """Sessions for requests that only read (GET). On PostgreSQL in autocommit: no BEGIN
-    before the first query and no ROLLBACK at the end, two round trips of the five or so a
-    lookup makes. Nothing is lost: at READ COMMITTED, PostgreSQL's default, each statement
-    sees the data committed when it starts, in a transaction or not, and a finalize becomes
-    visible whole to any one statement. SQLite's driver opens no transaction for reads."""
+    before the first query and no ROLLBACK at the end, two round trips a request (a lookup
+    is 3 queries, a depth-3 lineage 5 or so). Nothing is lost: at READ COMMITTED,
+    PostgreSQL's default, each statement sees the data committed when it starts, in a
+    transaction or not, and a finalize becomes visible whole to any one statement. SQLite's
+    driver opens no transaction for reads."""
     from sqlalchemy.orm import sessionmaker
 
     if engine.dialect.name != "postgresql":
