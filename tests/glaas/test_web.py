@@ -336,6 +336,7 @@ def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
     if shots:
         web.shoot("session")
     web.all("button.copy")[0].click()
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(web.driver, 5).until(lambda d: web.all("button.copy")[0].text == "Copied")
@@ -349,7 +350,11 @@ def test_from_the_final_artifact_to_the_first_input_by_clicking(web):
     search = web.all("form.search.big input[name=q]")[0]
     search.send_keys(arts[3][:10])
     search.submit()
-    assert web.driver.current_url.endswith(f"/a/{arts[3]}")           # one match: straight to it
+    try:   # one match: straight to it (the submit returns before the browser has navigated)
+        WebDriverWait(web.driver, 10).until(lambda d: d.current_url.endswith(f"/a/{arts[3]}"))
+    except TimeoutException:
+        pass
+    assert web.driver.current_url.endswith(f"/a/{arts[3]}")
     web.open("/?q=best-run")
     assert arts[3][:16] in web.text()                                  # found by a label value
     if shots:
