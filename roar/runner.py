@@ -171,15 +171,24 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
     overlap = not user or privilege.in_this_thread.supported
     if not overlap:
         loaded = preload.take(options.ring_bytes, options.verbose)
-    with privilege.in_this_thread(user) if user and overlap else _as_user(user):
-        workspace = Workspace.find_or_create()
-        cwd = os.getcwd()
-        env = launcher.child_environment(user)
-        program = launcher.resolve_program(argv[0], env)
-        cache = workspace.hash_cache()   # an unchanged file is never hashed twice
-        from roar.record import context
+    try:
+        with privilege.in_this_thread(user) if user and overlap else _as_user(user):
+            workspace = Workspace.find_or_create()
+            cwd = os.getcwd()
+            env = launcher.child_environment(user)
+            program = launcher.resolve_program(argv[0], env)
+            cache = workspace.hash_cache()   # an unchanged file is never hashed twice
+            from roar.record import context
 
-        git_before = context.capture_git(cwd)   # before the job's own writes make the tree dirty
+            git_before = context.capture_git(cwd)   # before the job's own writes make the tree dirty
+    except BaseException:
+        # no job (no workspace, no such command...): the preload thread, maybe still inside
+        # libbpf, finishes before roar exits with its one-line error
+        if overlap:
+            unused = preload.take(options.ring_bytes, options.verbose)
+            if unused is not None:
+                unused.close()
+        raise
     if overlap:
         loaded = preload.take(options.ring_bytes, options.verbose)
     try:

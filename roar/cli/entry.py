@@ -26,7 +26,10 @@ def main() -> NoReturn:
 
         preload.start()
     try:
-        sys.exit(_dispatch(verb))
+        code = _dispatch(verb)
+        if verb in TRACING_VERBS:
+            _exit_now(code)
+        sys.exit(code)
     except RoarError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -55,6 +58,19 @@ def _dispatch(verb: str) -> int:
 
     app()   # exits through SystemExit
     return 0
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End a traced job without the interpreter's teardown (~10 ms of every job): by now the
+    record is written and synced, the index committed, and every thread and process of the
+    job's is done. Only the standard streams may still hold output."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
 
 
 def _reruns() -> bool:
