@@ -48,7 +48,9 @@ class WorkerApp:
         from roar.glaas.app import create_app
         from roar.glaas.db import open_engine
 
-        return create_app(open_engine(self.db_url, migrate_schema=False), session_ttl=self.session_ttl)
+        app = create_app(open_engine(self.db_url, migrate_schema=False), session_ttl=self.session_ttl)
+        _settle_heap()
+        return app
 
 
 def _end_with(supervisor: int) -> None:
@@ -60,6 +62,16 @@ def _end_with(supervisor: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != supervisor:    # it died before the request took hold
         os._exit(0)
+
+
+def _settle_heap() -> None:
+    """Leave what start-up made (modules, the app, SQLAlchemy's tables) out of the garbage
+    collector's full passes. Each such pass walked all of it: 85-100 ms with the event loop
+    stopped, ~30 times in a 16 s bench on PostgreSQL, which was the lineage p99."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def serve(db_url: str | None, host: str, port: int, log_level: str = "warning",
@@ -80,6 +92,7 @@ def serve(db_url: str | None, host: str, port: int, log_level: str = "warning",
     options = {"log_level": log_level, "access_log": False, "proxy_headers": False, "server_header": False}
     if workers <= 1:
         config = uvicorn.Config(create_app(engine, session_ttl=session_ttl), **options)
+        _settle_heap()
         uvicorn.Server(config).run(sockets=[sock])
         return
     from uvicorn.config import STARTUP_FAILURE
