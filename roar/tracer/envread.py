@@ -72,7 +72,7 @@ def function_offset(path: str, name: str) -> int | None:
     symbol table, as a uprobe wants it: the symbol's address less its section's address plus
     the section's file offset (what libbpf computes for a func_name). None when the file has
     no such function. A few ms for a libc: cheaper than libbpf's own lookup, which opens the
-    file with libelf at every attach, and done while the BPF object is still loading."""
+    file with libelf at every attach, and done in the preload thread (roar.tracer.uprobes)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
@@ -110,8 +110,8 @@ def function_offset(path: str, name: str) -> int | None:
 
 @functools.cache
 def getenv_targets() -> tuple[tuple[str, int | None], ...]:
-    """(libc path, getenv's offset in it or None) for each libc the probes attach to; cached,
-    so roar can resolve them while it waits for the BPF object and attach at once later."""
+    """(libc path, getenv's offset in it or None) for each libc the probes attach to; cached:
+    the preload thread resolves them, and the tracer attaches at once later."""
     return tuple((path, function_offset(path, GETENV)) for path in libc_paths())
 
 
