@@ -142,7 +142,7 @@ def start() -> None:
     loading. Returns at once: the spare is a grandchild, in its own session. roar may act
     as the user here (privilege.as_user, saved uid 0): the forked child, one thread, takes
     root back for itself alone before it looks at /run/roar."""
-    if not enabled():
+    if not enabled() or _traced():
         return
     try:
         pid = os.fork()
@@ -154,6 +154,19 @@ def start() -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _traced() -> bool:
+    """Whether a debugger traces roar (`strace -f roar run ...`): it would follow the spare
+    too, and wait for it, up to IDLE_S, before it ends."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1]) != 0
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _lock_held(directory: str) -> bool:

@@ -4,6 +4,7 @@ it, nobody else can, and it holds nothing of roar's but the object."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -242,3 +243,20 @@ def test_the_spare_leaves_the_users_cgroup_and_a_stuck_one_is_killed(clean: Path
                 pass
         time.sleep(0.1)
         group.rmdir()
+
+
+def test_a_traced_roar_starts_no_spare(clean: Path, mallory, user_dir: Path) -> None:
+    """Under `strace -f` the spare would be followed too, and strace would wait for it (up to
+    its 10 idle minutes) before it ends: a roar that is traced starts none."""
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed"
+    started = time.monotonic()
+    proc = subprocess.run([strace, "-f", "-qq", "-o", "/dev/null", sys.executable, "-m", "roar", "run",
+                           "-q", "--no-hold", "--", "true"], cwd=user_dir, env=mallory.sudo_env(),
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 60
+    time.sleep(0.5)
+    assert spare_pids() == [], "a traced roar started a spare"
+    assert sudo_roar(mallory, "run", "-q", "true", cwd=user_dir).returncode == 0
+    ready_spare()     # the check above can fail: untraced, a job starts one
