@@ -76,8 +76,8 @@ def regain() -> None:
     os.setgroups([0])
 
 
-# setresuid, setresgid, setgroups: the raw system calls change the calling thread only
-_THREAD_CRED_SYSCALLS = {"x86_64": (117, 119, 116)}
+# the raw system calls change the calling thread only
+_THREAD_CRED_SYSCALLS = {"x86_64": {"setresuid": 117, "setresgid": 119, "setgroups": 116}}
 
 
 class in_this_thread:
@@ -122,7 +122,7 @@ class _signals_held:
 def _thread_call(name: str, *args) -> None:
     import ctypes as ct
 
-    number = _THREAD_CRED_SYSCALLS[os.uname().machine][("setresuid", "setresgid", "setgroups").index(name)]
+    number = _THREAD_CRED_SYSCALLS[os.uname().machine][name]
     libc = ct.CDLL(None, use_errno=True)
     libc.syscall.restype = ct.c_long
     if name == "setgroups":

@@ -68,7 +68,6 @@ class _Lib:
         self.raw_tracepoint_open = f("bpf_raw_tracepoint_open", _int, _cp, _int)
         self.link_create = f("bpf_link_create", _int, _int, _int, _int, _vp)
         self.link_destroy = f("bpf_link__destroy", _int, _vp)
-        self.link_fd = f("bpf_link__fd", _int, _vp)
         self.map_fd = f("bpf_map__fd", _int, _vp)
         self.map_set_max_entries = f("bpf_map__set_max_entries", _int, _vp, ct.c_uint32)
         self.map_initial_value = f("bpf_map__initial_value", _vp, _vp, ct.POINTER(_size))

@@ -200,11 +200,6 @@ class Tracer:
             self.close()
             raise
 
-    @property
-    def source(self) -> str:
-        """Where the object came from: "loaded" by this process, or the "spare"."""
-        return self._obj.source if self._obj else "loaded"
-
     def _attach(self) -> None:
         uprobes = []
         for name, section, fd in self._obj.programs:
@@ -228,12 +223,11 @@ class Tracer:
         from roar.tracer.envread import getenv_targets
 
         libcs = getenv_targets()
-        if not progs or not libcs:
-            self.env_read_note = "no 64-bit libc found to attach getenv probes to"
-            uprobes.close_unused()
-            return
         failures = []
         try:
+            if not progs or not libcs:
+                self.env_read_note = "no 64-bit libc found to attach getenv probes to"
+                return
             for path, offset in libcs:
                 links = []
                 for prog_fd, retprobe in progs:

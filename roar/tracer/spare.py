@@ -62,8 +62,10 @@ def run_dir(create: bool = False) -> str | None:
     return RUN_DIR
 
 
-def _peer_uid(sock: socket.socket) -> int:
-    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))[1]
+def _peer(sock: socket.socket) -> tuple[int, int]:
+    """The (pid, uid) of the process at the other end."""
+    pid, uid, _gid = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+    return pid, uid
 
 
 # -- the job's side ---------------------------------------------------------------------------
@@ -82,9 +84,9 @@ def take(object_id: str | None, timeout_s: float = 0.1):
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(timeout_s)
             sock.connect(os.path.join(directory, SOCKET_NAME))
-            if _peer_uid(sock) != 0:
+            peer, uid = _peer(sock)
+            if uid != 0:
                 return None
-            peer = _peer_pid(sock)
             try:
                 msg, fds = _recv_fds(sock)
             except TimeoutError:
@@ -122,10 +124,6 @@ def _recv_fds(sock: socket.socket) -> tuple[bytes, list[int]]:
             os.close(fd)
         raise ValueError("the spare's message was cut short")
     return msg, fds
-
-
-def _peer_pid(sock: socket.socket) -> int:
-    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))[0]
 
 
 def _kill_stuck(pid: int) -> None:
@@ -279,7 +277,7 @@ def serve(idle_s: float = IDLE_S) -> int:
             except TimeoutError:
                 return 0
             with conn:
-                if _peer_uid(conn) != 0:
+                if _peer(conn)[1] != 0:
                     continue
                 try:
                     socket.send_fds(conn, [meta], fds)

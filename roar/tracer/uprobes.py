@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes as ct
 import os
-import threading
 
 PMU_DIR = "/sys/bus/event_source/devices/uprobe"
 SYS_PERF_EVENT_OPEN = 298   # x86_64
@@ -35,7 +34,8 @@ class _PerfEventAttr(ct.Structure):
                 ("sample_max_stack", ct.c_uint16), ("reserved_2", ct.c_uint16)]
 
 
-_lock = threading.Lock()
+# (libc path, return probe?) -> perf event fd; filled by the preload thread, which the
+# tracer joins (preload.take) before it takes from here
 _opened: dict[tuple[str, bool], int] = {}
 
 
@@ -70,32 +70,25 @@ def open_ahead() -> None:
     opened is left for the tracer, which reports why."""
     from roar.tracer.envread import getenv_targets
 
-    if os.uname().machine != "x86_64":
-        return
-    for path, offset in getenv_targets():
+    for path, offset in getenv_targets():   # only x86_64 libcs: none elsewhere
+        if offset is None:
+            continue
         for retprobe in (False, True):
-            if offset is None:
-                continue
             try:
                 fd = open_probe(path, offset, retprobe)
             except OSError:
                 continue
-            with _lock:
-                old = _opened.pop((path, retprobe), None)
-                _opened[(path, retprobe)] = fd
+            old = _opened.pop((path, retprobe), None)
+            _opened[(path, retprobe)] = fd
             if old is not None:
                 os.close(old)
 
 
 def take(path: str, retprobe: bool) -> int | None:
     """The probe open_ahead() opened for path, now the caller's to close; None if none was."""
-    with _lock:
-        return _opened.pop((path, retprobe), None)
+    return _opened.pop((path, retprobe), None)
 
 
 def close_unused() -> None:
-    with _lock:
-        fds = list(_opened.values())
-        _opened.clear()
-    for fd in fds:
-        os.close(fd)
+    while _opened:
+        os.close(_opened.popitem()[1])
