@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import mmap
 import os
 import signal
@@ -150,11 +149,19 @@ def hash_fd(fd: int, algorithms: tuple[str, ...], before: os.stat_result) -> dic
     return _digest(fd, f"descriptor {fd}", before, algorithms, None, may_map=False)
 
 
+def _hashlib():
+    """hashlib, imported only when an algorithm other than blake3 is asked for: loading
+    OpenSSL costs every `roar run` ~4 ms otherwise."""
+    import hashlib
+
+    return hashlib
+
+
 def _digest(fd: int, path: str, before: os.stat_result, algorithms: tuple[str, ...],
             progress: Progress | None, may_map: bool = True) -> dict[str, str]:
     size = before.st_size
     hashers = {name: blake3.blake3(max_threads=blake3.blake3.AUTO) if name == "blake3"
-               else hashlib.new(name) for name in algorithms}
+               else _hashlib().new(name) for name in algorithms}
     with contextlib.closing(_content(fd, path, before, may_map)) as chunks:
         for chunk, done in chunks:
             for h in hashers.values():

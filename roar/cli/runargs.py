@@ -111,13 +111,18 @@ def parse_size(text: str) -> int:
     return size
 
 
-def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
-    """blake3 always, plus each --hash algorithm hashlib knows."""
+def _available() -> set[str]:
+    # imported here: loading OpenSSL costs ~4 ms, which a plain `roar run` need not pay
     import hashlib
 
+    return hashlib.algorithms_available
+
+
+def hash_algorithms(extra: list[str]) -> tuple[str, ...]:
+    """blake3 always, plus each --hash algorithm hashlib knows."""
     names = [name.lower() for name in extra]
     for name in names:
-        if name != "blake3" and name not in hashlib.algorithms_available:
+        if name != "blake3" and name not in _available():
             raise UsageError(f"unknown hash algorithm {name!r}: use one of blake3, sha256, sha1, md5, sha512")
     return tuple(dict.fromkeys(["blake3", *names]))
 

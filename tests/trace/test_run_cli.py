@@ -53,6 +53,22 @@ def test_summary_line(tmp_path: Path) -> None:
     assert line.startswith("roar: @1 ") and line.endswith("1 inputs, 1 outputs, exit 0"), line
 
 
+def test_extra_hash_algorithms_on_inputs_and_outputs(tmp_path: Path) -> None:
+    """--hash adds hashlib's algorithms, imported only then: each must match hashlib's digest,
+    for the input hashed as read (the pinner) and the output hashed at the end."""
+    import hashlib
+
+    (tmp_path / "a").write_bytes(b"content of a\n" * 1000)
+    proc = roar("run", "-q", "--hash", "sha256", "--hash", "md5", "--", "cp", "a", "b", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    record = json.loads(roar("show", "@1", "--json", cwd=tmp_path, check=True).stdout)
+    want = {name: hashlib.new(name, (tmp_path / "a").read_bytes()).hexdigest() for name in ("sha256", "md5")}
+    for entry in ([i for i in record["inputs"] if i["path"].endswith("/a")]
+                  + [o for o in record["outputs"] if o["path"].endswith("/b")]):
+        assert {k: entry["hashes"].get(k) for k in want} == want, entry
+    assert len(record["inputs"]) == 1 and len(record["outputs"]) == 1
+
+
 def test_empty_command(tmp_path: Path) -> None:
     proc = roar("run", cwd=tmp_path)
     assert proc.returncode == 2

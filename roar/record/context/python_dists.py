@@ -18,7 +18,6 @@ not possible, from its file name (`python3.11` -> "3.11") with a note.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -92,6 +91,8 @@ def site_index(site: str, cache_dir: Path) -> dict[str, list[str]]:
         key = [site, os.stat(site).st_mtime_ns]
     except OSError:
         return {}
+    import hashlib  # here: loading OpenSSL costs ~4 ms, and only a Python job gets this far
+
     digest = hashlib.sha1(site.encode(errors="surrogateescape")).hexdigest()[:16]
     path = cache_dir / f"python-site-{digest}.json"
     index = cache.load(path, key)
