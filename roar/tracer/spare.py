@@ -7,7 +7,8 @@ which receives the object's descriptors over a Unix socket (SCM_RIGHTS) instead 
 loading one. The spare then exits: an object serves one job, so nothing of one job's maps
 is seen by the next. Loaded and not attached, it costs no process on the machine any
 time; it holds its maps' kernel memory (~25 MiB, most of it the 16 MiB ring buffer) until
-a job takes it or IDLE_S pass. ROAR_NO_SPARE=1 in roar's environment turns spares off.
+a job takes it or IDLE_S pass. ROAR_NO_SPARE=1 in roar's environment turns spares off for
+that run; a file at MACHINE_OFF (any content) turns them off for every run on the machine.
 
 Trust (docs/security.md): the socket and the lock are in /run/roar, a directory that root
 owns and only root may enter, used only if it is exactly that (lstat: no link). The spare
@@ -36,11 +37,15 @@ LOCK_NAME = "spare.lock"
 IDLE_S = 600.0
 MAX_FDS = 64
 OFF = "ROAR_NO_SPARE"
+MACHINE_OFF = "/etc/roar/no-spare"   # an administrator's switch: sudoers may not pass OFF through
 _CRED = struct.Struct("3i")   # struct ucred: pid, uid, gid
 
 
 def enabled() -> bool:
-    return os.environ.get(OFF, "") in ("", "0")
+    if os.environ.get(OFF, "") not in ("", "0"):
+        return False
+    # Only /etc's owner can make the file, and all it can do is turn spares off.
+    return not os.path.lexists(MACHINE_OFF)
 
 
 def run_dir(create: bool = False) -> str | None:

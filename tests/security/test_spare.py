@@ -151,6 +151,25 @@ def test_no_spare_when_turned_off(clean: Path, mallory, user_dir: Path) -> None:
     ready_spare()     # the check above can fail: without the variable there is one
 
 
+def test_no_spare_when_the_machine_turns_them_off(clean: Path, mallory, user_dir: Path) -> None:
+    """/etc/roar/no-spare: the administrator's switch, for runs whose environment sudo resets."""
+    marker = Path(spare.MACHINE_OFF)
+    made_dir = not marker.parent.exists()
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text("")
+    try:
+        proc = sudo_roar(mallory, "run", "-q", "true", cwd=user_dir)
+        assert proc.returncode == 0, proc.stderr
+        time.sleep(1.0)
+        assert spare_pids() == []
+    finally:
+        marker.unlink()
+        if made_dir:
+            marker.parent.rmdir()
+    assert sudo_roar(mallory, "run", "-q", "true", cwd=user_dir).returncode == 0
+    ready_spare()     # the check above can fail: without the file there is one
+
+
 def test_an_idle_spare_exits_and_one_at_a_time(clean: Path) -> None:
     cmd = [sys.executable, "-I", "-m", "roar.tracer.spare", "1.5"]
     first = subprocess.Popen(cmd, cwd="/", env={"PATH": "/usr/bin:/bin"})
