@@ -188,6 +188,10 @@ def run_job(argv: list[str], options: RunOptions) -> RunResult:
             unused = preload.take(options.ring_bytes, options.verbose)
             if unused is not None:
                 unused.close()
+                if unused.source == "spare":   # the next job should not pay for this one's refusal
+                    from roar.tracer import spare
+
+                    spare.start()
         raise
     if overlap:
         loaded = preload.take(options.ring_bytes, options.verbose)

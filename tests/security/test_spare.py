@@ -133,6 +133,16 @@ def test_a_run_dir_others_may_enter_is_not_used(clean: Path, mallory, user_dir: 
     assert spare_pids() == [pid], "roar started a spare in a directory others may enter"
 
 
+def test_a_refused_job_leaves_a_spare_too(clean: Path, mallory, user_dir: Path) -> None:
+    """A job refused before it starts took the spare's object: it starts the next one."""
+    assert sudo_roar(mallory, "run", "-q", "true", cwd=user_dir).returncode == 0
+    first = ready_spare()
+    proc = sudo_roar(mallory, "run", "-q", "no-such-command-here", cwd=user_dir)
+    assert proc.returncode != 0 and b"no-such-command-here" in proc.stderr
+    wait_for(lambda: not Path(f"/proc/{first}").exists(), 5, "the refused job to take the spare")
+    assert ready_spare() != first
+
+
 def test_an_object_of_another_build_is_not_taken(clean: Path, mallory, user_dir: Path) -> None:
     assert sudo_roar(mallory, "run", "-q", "true", cwd=user_dir).returncode == 0
     pid = ready_spare()
