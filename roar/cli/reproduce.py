@@ -134,11 +134,16 @@ def _system_packages(missing: list[dict[str, Any]], install: bool, acting) -> No
     import subprocess
 
     from roar.errors import ReproduceRefused
+    from roar.reproduce.environment import apt_arguments
 
     if not missing:
         return
-    names = [f"{p['name']}={p['version']}" if p.get("version") else p["name"] for p in missing]
-    _say(f"system packages the jobs used and this machine lacks: {' '.join(names)}")
+    names, refused = apt_arguments(missing)
+    _say("system packages the jobs used and this machine lacks: " + " ".join(printable_data(names + refused)))
+    if install and refused:
+        raise ReproduceRefused(f"will not apt-get install {' '.join(printable_data(refused))}: not a Debian "
+                               "package name, architecture and version; install what you trust yourself, "
+                               "or rerun without --install-system")
     if install:
         with acting.root():   # it installs for the whole machine: root's part, as the user asked for
             done = subprocess.run(["apt-get", "install", "-y", "--", *names], check=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 from typing import Any
@@ -46,6 +47,33 @@ def missing_system(recipe: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p, now in zip(pkgs, installed_versions(pkgs), strict=True) if now is None]
 
 
+# What Debian allows in a package name, an architecture and a version. Anything else on
+# apt-get's command line means more than a package: a path ("./x.deb", installed as root with
+# its maintainer scripts), a release ("name/unstable"), a removal ("name-"), a pattern, an option.
+_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*[a-z0-9+.]")
+_ARCH = re.compile(r"[a-z0-9][a-z0-9-]*")
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+~:-]*")
+
+
+def apt_arguments(pkgs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """`name[:arch][=version]` for apt-get install, for each package whose fields are a plain
+    Debian name, architecture and version; and the rest, refused, as they were recorded."""
+    good, refused = [], []
+    for p in pkgs:
+        name, arch, version = p.get("name"), p.get("arch"), p.get("version")
+        if not (_plain(_NAME, name) and (arch in (None, "", "all") or _plain(_ARCH, arch))
+                and (version in (None, "") or _plain(_VERSION, version))):
+            refused.append(f"{name}" + (f":{arch}" if arch else "") + (f"={version}" if version else ""))
+            continue
+        good.append(name + (f":{arch}" if arch not in (None, "", "all") else "")
+                    + (f"={version}" if version else ""))
+    return good, refused
+
+
+def _plain(pattern: re.Pattern[str], value: Any) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
 def installed_versions(pkgs: list[dict[str, Any]]) -> list[str | None]:
     """dpkg's installed version of each package (None: not installed or no dpkg)."""
     if not pkgs or not shutil.which("dpkg-query"):
@@ -53,7 +81,7 @@ def installed_versions(pkgs: list[dict[str, Any]]) -> list[str | None]:
     names = [p["name"] + (f":{p['arch']}" if p.get("arch") and p["arch"] != "all" else "") for p in pkgs]
     found: dict[str, str] = {}
     fmt = "${Package}:${Architecture} ${Version} ${db:Status-Abbrev}\\n"
-    out = subprocess.run(["dpkg-query", "-W", "-f", fmt, *names], capture_output=True, text=True,
+    out = subprocess.run(["dpkg-query", "-W", "-f", fmt, "--", *names], capture_output=True, text=True,
                          check=False, **privilege.child_ids()).stdout
     for line in out.splitlines():
         parts = line.split()

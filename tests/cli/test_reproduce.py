@@ -340,3 +340,56 @@ def test_without_root_reproduce_run_says_it_needs_sudo(mallory, users_pipeline):
     assert done.returncode == NoPrivilege.exit_code
     assert one_line_error(done) == ("roar: reproduce --run traces each step with `roar run`, which needs "
                                     "root: run it as `sudo roar reproduce ... --run`")
+
+
+def _record_system_packages(pipeline, packages):
+    from roar.record import job as jobrec
+
+    [path] = [p for p in (pipeline / ".roar" / "jobs").iterdir()
+              if jobrec.decode(p.read_bytes())["argv"][:2] == ["/bin/sh", "-c"]]
+    record = jobrec.decode(path.read_bytes())
+    record["context"]["packages"]["system"] = packages
+    path.write_bytes(jobrec.encode(record))
+
+
+def _fake_apt_get(tmp_path):
+    """An apt-get first on PATH that writes down how it was called and fails."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "apt-calls"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {calls}\nexit 100\n')
+    (bin_dir / "apt-get").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, calls
+
+
+@pytest.mark.parametrize("hostile", [
+    {"name": "./evil.deb", "version": None},                  # a local file: its scripts run as root
+    {"name": "/var/tmp/evil.deb", "version": "1.0"},
+    {"name": "coreutils-", "version": None},                  # apt-get removes it
+    {"name": "roar-no-such-package", "version": "9.1 /var/tmp/evil.deb"},
+    {"name": "roar-no-such-package", "version": "9.1", "arch": "amd64/unstable"},
+    {"name": "-oAPT::Update::Pre-Invoke::=id", "version": None},
+    {"name": "lib*", "version": None},
+])
+def test_install_system_refuses_what_is_not_a_package_name(pipeline, tmp_path, hostile):
+    _record_system_packages(pipeline, [{**hostile, "manager": "dpkg"}])
+    env, calls = _fake_apt_get(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "roar", "reproduce", "final.txt", "--run",
+                           "--install-system", "--dir", str(tmp_path / "again")],
+                          cwd=pipeline, capture_output=True, text=True, env=env)
+    assert done.returncode == ReproduceRefused.exit_code, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("roar: will not apt-get install "), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not calls.exists(), calls.read_text()
+
+
+def test_install_system_passes_a_plain_package_to_apt_get(pipeline, tmp_path):
+    _record_system_packages(pipeline, [{"name": "roar-no-such-package", "version": "1:2.3-4+deb12u1",
+                                        "arch": "amd64", "manager": "dpkg"}])
+    env, calls = _fake_apt_get(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "roar", "reproduce", "final.txt", "--run",
+                           "--install-system", "--dir", str(tmp_path / "again")],
+                          cwd=pipeline, capture_output=True, text=True, env=env)
+    assert done.returncode == ReproduceRefused.exit_code, done.stderr
+    assert calls.read_text().split() == ["install", "-y", "--", "roar-no-such-package:amd64=1:2.3-4+deb12u1"]
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("roar: apt-get install roar-no-such-package:amd64="), done.stderr
